@@ -1,0 +1,117 @@
+"""DCGAN generator and discriminator for single- or 3-channel images.
+
+Radford, Metz & Chintala 2016, "Unsupervised Representation Learning with Deep
+Convolutional Generative Adversarial Networks". Both networks are built from
+one resolution plan (`num_resolution_stages`), so the generator always emits
+exactly the [image_size, image_size, channels] images the discriminator takes.
+
+Conditioning (e.g. normal vs pneumonia): the generator concatenates a learned
+class embedding to z; the discriminator adds a projection term
+<embed(y), phi(x)> to its logit (Miyato & Koyama 2018, "cGANs with Projection
+Discriminator").
+
+Normalisation: BatchNorm in the generator (all hidden blocks, not the output),
+as in DCGAN. In the discriminator it is a choice: "batch" (DCGAN), "layer"
+(per-example; required by WGAN-GP, whose gradient penalty is defined per
+example, and by later per-example privacy training), or "none".
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from medgen_jax.models.layers import Upsample2x, num_resolution_stages
+
+D_NORMS = ("batch", "layer", "none")
+MAX_FEATURES = 512
+
+
+class Generator(nn.Module):
+  """z [b, latent_dim] (+ labels [b]) -> images [b, size, size, channels] in (-1, 1).
+
+  Attributes:
+    image_size: output height and width (base * 2**k, base in 4..7).
+    channels: 1 (grayscale) or 3 (RGB).
+    width: features of the last hidden block; earlier blocks double it.
+    num_classes: 0 for an unconditional generator.
+    upsample: "subpixel" or "transpose" (see models/layers.py).
+  """
+
+  image_size: int = 28
+  channels: int = 1
+  width: int = 64
+  num_classes: int = 0
+  upsample: str = "subpixel"
+
+  @nn.compact
+  def __call__(self, z: jax.Array, labels: jax.Array | None = None, *,
+               train: bool = True) -> jax.Array:
+    base, stages = num_resolution_stages(self.image_size)
+    bn = lambda name: nn.BatchNorm(use_running_average=not train,
+                                   momentum=0.9, name=name)
+    h = z
+    if self.num_classes:
+      if labels is None:
+        raise ValueError("a conditional generator needs labels")
+      h = jnp.concatenate(
+          [h, nn.Embed(self.num_classes, z.shape[-1], name="label_embed")(labels)],
+          axis=-1)
+    feats = min(self.width * 2 ** (stages - 1), MAX_FEATURES)
+    h = nn.Dense(base * base * feats, use_bias=False, name="project")(h)
+    h = h.reshape(h.shape[0], base, base, feats)  # [b, base, base, feats]
+    h = nn.relu(bn("bn_project")(h))
+    for i in range(stages - 1):
+      feats = min(self.width * 2 ** (stages - 2 - i), MAX_FEATURES)
+      h = Upsample2x(feats, kind=self.upsample, use_bias=False,
+                     name=f"up{i}")(h)
+      h = nn.relu(bn(f"bn_up{i}")(h))
+    h = Upsample2x(self.channels, kind=self.upsample, name="to_image")(h)
+    return jnp.tanh(h)  # [b, image_size, image_size, channels]
+
+
+class Discriminator(nn.Module):
+  """images [b, size, size, channels] (+ labels [b]) -> logits [b].
+
+  Attributes:
+    image_size: input height and width.
+    width: features of the first block; each stride-2 block doubles them.
+    num_classes: 0 for an unconditional discriminator.
+    norm: "batch", "layer" or "none" (never on the first block).
+  """
+
+  image_size: int = 28
+  width: int = 64
+  num_classes: int = 0
+  norm: str = "batch"
+
+  @nn.compact
+  def __call__(self, x: jax.Array, labels: jax.Array | None = None, *,
+               train: bool = True) -> jax.Array:
+    if self.norm not in D_NORMS:
+      raise ValueError(f"unknown norm {self.norm!r}; expected {D_NORMS}")
+    if x.shape[1:3] != (self.image_size, self.image_size):
+      raise ValueError(f"discriminator built for {self.image_size}x"
+                       f"{self.image_size} images got {x.shape}")
+    _, stages = num_resolution_stages(self.image_size)
+    h = x
+    for i in range(stages):
+      feats = min(self.width * 2 ** i, MAX_FEATURES)
+      h = nn.Conv(feats, (4, 4), strides=(2, 2), padding="SAME",
+                  use_bias=(i == 0 or self.norm == "none"), name=f"down{i}")(h)
+      if i > 0 and self.norm == "batch":
+        h = nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                         name=f"bn{i}")(h)
+      elif i > 0 and self.norm == "layer":
+        h = nn.LayerNorm(reduction_axes=(-3, -2, -1), name=f"ln{i}")(h)
+      h = nn.leaky_relu(h, 0.2)
+    phi = h.reshape(h.shape[0], -1)  # [b, base*base*feats]
+    logits = nn.Dense(1, name="logit")(phi)[:, 0]
+    if self.num_classes:
+      if labels is None:
+        raise ValueError("a conditional discriminator needs labels")
+      embed = nn.Embed(self.num_classes, phi.shape[-1], name="projection",
+                       embedding_init=nn.initializers.normal(0.02))(labels)
+      logits = logits + jnp.sum(embed * phi, axis=-1)
+    return logits  # [b]

@@ -1,0 +1,118 @@
+"""What a run writes for people to read: JSON, JSON lines and PNG grids.
+
+Every write goes to a temporary file in the same folder first and is then
+renamed over the target, so an interrupted run never leaves a half-written
+config.json or PNG.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+import tempfile
+from typing import Any, Iterable
+
+import numpy as np
+from PIL import Image
+
+from medgen_jax.data.pipeline import unit_range_to_uint8
+
+
+def _atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+  """Writes `obj` as indented JSON, atomically."""
+  text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
+  _atomic_write_bytes(pathlib.Path(path), text.encode())
+
+
+def image_grid(images: np.ndarray, ncols: int | None = None,
+               pad: int = 2) -> np.ndarray:
+  """Tiles images [n, h, w, c] in [-1, 1] into one uint8 picture.
+
+  Returns:
+    uint8 [rows*(h+pad)+pad, cols*(w+pad)+pad, c] with a dark border.
+  """
+  images = unit_range_to_uint8(images)
+  n, h, w, c = images.shape
+  ncols = ncols or int(math.ceil(math.sqrt(n)))
+  nrows = int(math.ceil(n / ncols))
+  grid = np.zeros((nrows * (h + pad) + pad, ncols * (w + pad) + pad, c),
+                  np.uint8)
+  for i in range(n):
+    r, q = divmod(i, ncols)
+    y, x = pad + r * (h + pad), pad + q * (w + pad)
+    grid[y:y + h, x:x + w] = images[i]
+  return grid
+
+
+def save_image_grid(path: str | os.PathLike, images: np.ndarray,
+                    ncols: int | None = None, scale: int = 0) -> pathlib.Path:
+  """Saves images [n, h, w, c] in [-1, 1] as one PNG grid (atomically).
+
+  Args:
+    scale: integer upscaling for small images; 0 picks one that makes the
+      grid at least ~512 pixels wide.
+  """
+  grid = image_grid(np.asarray(images), ncols)
+  if scale == 0:
+    scale = max(1, 512 // grid.shape[1])
+  if scale > 1:
+    grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
+  img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
+  path = pathlib.Path(path)
+  if path.suffix.lower() != ".png":
+    path = path.with_suffix(".png")
+  import io
+  buf = io.BytesIO()
+  img.save(buf, format="PNG")
+  _atomic_write_bytes(path, buf.getvalue())
+  return path
+
+
+class MetricsLog:
+  """Appends one JSON object per logged step to `metrics.jsonl`."""
+
+  def __init__(self, path: str | os.PathLike):
+    self.path = pathlib.Path(path)
+
+  def truncate_after(self, step: int) -> None:
+    """Drops records with step > `step` (left by a run that crashed after
+    its last checkpoint), so a resumed run's log has each step once."""
+    if not self.path.exists():
+      return
+    keep = [line for line in self.read() if line.get("step", 0) <= step]
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in keep)
+    _atomic_write_bytes(self.path, text.encode())
+
+  def write(self, records: Iterable[dict[str, Any]]) -> None:
+    with open(self.path, "a") as f:
+      for r in records:
+        f.write(json.dumps(r, sort_keys=True) + "\n")
+
+  def read(self) -> list[dict[str, Any]]:
+    if not self.path.exists():
+      return []
+    out = []
+    with open(self.path) as f:
+      for line in f:
+        line = line.strip()
+        if line:
+          try:
+            out.append(json.loads(line))
+          except json.JSONDecodeError:
+            break  # a line cut by a crash ends the log
+    return out
