@@ -1,0 +1,71 @@
+"""Shapes at every supported size, conditioning, and layer identities."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from medgen_jax.models.gan import Discriminator, Generator
+from medgen_jax.models.layers import (Upsample2x, depth_to_space,
+                                      num_resolution_stages)
+
+
+@pytest.mark.parametrize("size", [8, 16, 28, 32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("upsample", ["subpixel", "transpose"])
+def test_generator_matches_discriminator(size, channels, upsample):
+  g = Generator(image_size=size, channels=channels, width=8, upsample=upsample)
+  d = Discriminator(image_size=size, width=8, norm="batch")
+  z = jnp.zeros((3, 4))
+  gv = g.init(jax.random.key(0), z, train=False)
+  x = g.apply(gv, jax.random.normal(jax.random.key(1), (3, 4)), train=False)
+  assert x.shape == (3, size, size, channels)
+  assert float(jnp.max(jnp.abs(x))) < 1.0  # tanh output
+  dv = d.init(jax.random.key(2), x, train=False)
+  logits = d.apply(dv, x, train=False)
+  assert logits.shape == (3,)
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer", "none"])
+def test_conditional_models_use_labels(norm):
+  g = Generator(image_size=16, channels=1, width=8, num_classes=3)
+  d = Discriminator(image_size=16, width=8, num_classes=3, norm=norm)
+  z = jax.random.normal(jax.random.key(0), (2, 4))
+  z = jnp.concatenate([z[:1], z[:1]])  # same z, different labels
+  y = jnp.array([0, 2])
+  gv = g.init(jax.random.key(1), z, y, train=False)
+  x = g.apply(gv, z, y, train=False)
+  assert not np.allclose(x[0], x[1])
+  dv = d.init(jax.random.key(2), x, y, train=False)
+  same_x = jnp.concatenate([x[:1], x[:1]])
+  logits = d.apply(dv, same_x, y, train=False)
+  assert logits.shape == (2,)
+  assert not np.isclose(logits[0], logits[1])
+
+
+def test_unsupported_sizes_are_rejected():
+  for size in (9, 30, 4, 100):
+    with pytest.raises(ValueError, match="not base"):
+      num_resolution_stages(size)
+  assert num_resolution_stages(28) == (7, 2)
+  assert num_resolution_stages(64) == (4, 4)
+
+
+def test_depth_to_space_by_hand():
+  # One pixel with 4 channels becomes a 2x2 block in (row, col) order.
+  x = jnp.arange(8.0).reshape(1, 1, 1, 8)  # r=2, c=2
+  y = depth_to_space(x, 2)
+  assert y.shape == (1, 2, 2, 2)
+  np.testing.assert_array_equal(y[0, :, :, 0], [[0, 2], [4, 6]])
+  np.testing.assert_array_equal(y[0, :, :, 1], [[1, 3], [5, 7]])
+
+
+def test_subpixel_init_is_nearest_neighbour_upsampling():
+  # ICNR: at init every 2x2 output block is constant (no checkerboard).
+  layer = Upsample2x(5, kind="subpixel", use_bias=False)
+  x = jax.random.normal(jax.random.key(0), (2, 6, 6, 3))
+  v = layer.init(jax.random.key(1), x)
+  y = layer.apply(v, x)
+  assert y.shape == (2, 12, 12, 5)
+  np.testing.assert_allclose(y[:, 0::2, 0::2], y[:, 1::2, 1::2], rtol=1e-6)
+  np.testing.assert_allclose(y[:, 0::2, 1::2], y[:, 1::2, 0::2], rtol=1e-6)
