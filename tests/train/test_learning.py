@@ -3,7 +3,9 @@
 Two statistics of held-out phantoms (16x16): the 1-D Wasserstein distance
 between pixel-intensity distributions, and the squared distance between mean
 images. An untrained generator (tanh outputs near 0, no body outline) is far
-from the data on both; after a few hundred steps both must shrink by half.
+from the data on both (W1 ~0.34, mean-image MSE ~0.31); after 300 steps they
+were 0.04 and 0.002 when this test was written, so the bounds below leave a
+wide margin while still failing for a generator that has not learned.
 """
 
 import jax
@@ -33,6 +35,9 @@ def test_gan_learns_phantom_statistics(tiny_config, tmp_path):
   config.model.width = 16
   config.model.latent_dim = 16
   config.train.batch_size = 32
+  config.optimizer.g_learning_rate = 1e-3
+  config.optimizer.d_learning_rate = 1e-3
+  config.ema_decay = 0.99
   config.train.steps = 300
   config.train.log_every = 100
   config.train.sample_every = 300
@@ -47,7 +52,7 @@ def test_gan_learns_phantom_statistics(tiny_config, tmp_path):
   untrained = task.init_state(jax.random.key(config.seed))
   w_before, m_before = _stats(task, untrained, real)
   w_after, m_after = _stats(task, out["state"], real)
-  assert w_after < 0.5 * w_before, (w_before, w_after)
-  assert m_after < 0.5 * m_before, (m_before, m_after)
+  assert w_after < 0.3 * w_before, (w_before, w_after)
+  assert m_after < 0.1 * m_before, (m_before, m_after)
   # And in absolute terms the intensity distribution is close.
-  assert w_after < 0.15, w_after
+  assert w_after < 0.1, w_after
