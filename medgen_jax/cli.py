@@ -164,8 +164,8 @@ def default_workdir(config) -> pathlib.Path:
 
 def cmd_train(args) -> int:
   from medgen_jax.train.loop import train_and_evaluate
-  from medgen_jax.train.gan_task import TASKS
-  task_cls = TASKS.get(args.family)
+  from medgen_jax.train.tasks import get_task
+  task_cls = get_task(args.family)
   config = build_train_config(args, task_cls)
   if args.resume and not args.workdir:
     raise ConfigError("--resume needs --workdir DIR of the run to continue")

@@ -1,14 +1,6 @@
-"""The GAN family: builds models, state, step and outputs for the loop.
+"""The GAN family: models, state, step and outputs for the generic loop.
 
-A task is what the generic loop (train/loop.py) needs from a model family:
-  * `resolve(config, dataset)`: validate the config and fill in what the data
-    decides (channels, number of classes), so config.json alone rebuilds the
-    model;
-  * `init_state(key)`, `train_step` (pure), `batch(sampler, index)`,
-    `batch_axis` (the example axis of a batch);
-  * `evaluate(state, step, workdir)`: periodic outputs and eval metrics.
-Later families (VAE, recurrent, survival) register their own task class in
-`TASKS` with the same methods.
+See train/tasks.py for what a task provides.
 """
 
 from __future__ import annotations
@@ -27,13 +19,10 @@ from medgen_jax.models.gan import D_NORMS, Discriminator, Generator
 from medgen_jax.models.layers import UPSAMPLE_KINDS, num_resolution_stages
 from medgen_jax.objectives.minimax import GAN_LOSSES
 from medgen_jax.outputs import save_image_grid
-from medgen_jax.registry import Registry
 from medgen_jax.train import steps
 from medgen_jax.train.optimizers import make_optimizer
 from medgen_jax.train.state import GANState, TrainState
-
-TASKS: Registry = Registry("model family", hint="medgen train FAMILY")
-
+from medgen_jax.train.tasks import TASKS
 
 def resolve_gan_config(config, num_classes: int, channels: int) -> None:
   """Validates a GAN config in place and records data-derived fields.

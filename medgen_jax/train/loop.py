@@ -35,7 +35,7 @@ from medgen_jax.errors import CheckpointError, ConfigError, NonFiniteLossError
 from medgen_jax.outputs import MetricsLog, write_json
 from medgen_jax.train import parallel
 from medgen_jax.train.checkpoint import Checkpointer
-from medgen_jax.train.gan_task import TASKS
+from medgen_jax.train.tasks import get_task
 
 log = logging.getLogger("medgen_jax")
 
@@ -80,7 +80,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir,
     Summary: final step, last logged metrics, workdir paths.
   """
   workdir = pathlib.Path(workdir)
-  task_cls = TASKS.get(config.family)
+  task_cls = get_task(config.family)
   config_path = workdir / "config.json"
   ckpt_dir = workdir / "checkpoints"
   tc = config.train
@@ -220,7 +220,7 @@ def load_run(workdir, step: int | None = None):
     config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
   except json.JSONDecodeError as e:
     raise CheckpointError(f"{config_path} is not valid JSON ({e})") from None
-  task = TASKS.get(config.family)(config)
+  task = get_task(config.family)(config)
   abstract = jax.eval_shape(task.init_state, jax.random.key(0))
   with Checkpointer(workdir / "checkpoints") as ckpt:
     state = ckpt.restore(abstract, step)
