@@ -20,6 +20,7 @@ import sys
 
 import ml_collections
 
+from medgen_jax.configs import flatten
 from medgen_jax.errors import ConfigError, MedgenError
 
 log = logging.getLogger("medgen_jax")
@@ -82,16 +83,11 @@ def set_path(config, path: str, value, source: str) -> None:
     except (ValueError, SyntaxError) as e:
       raise ConfigError(f"{source}: cannot read {value!r} as the "
                         f"{type(current).__name__} {path} ({e})") from None
-  with node.unlocked() if hasattr(node, "unlocked") else _null():
+  try:
     node[leaf] = value
-
-
-class _null:
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *a):
-    return False
+  except TypeError as e:
+    raise ConfigError(f"{source}: {path} cannot hold {value!r} "
+                      f"({' '.join(str(e).split())})") from None
 
 
 def load_config_file(path: str, family_default) -> ml_collections.ConfigDict:
@@ -105,7 +101,7 @@ def load_config_file(path: str, family_default) -> ml_collections.ConfigDict:
     except json.JSONDecodeError as e:
       raise ConfigError(f"--config {path}: invalid JSON ({e})") from None
     config = family_default()
-    for key, value in _flatten(data).items():
+    for key, value in flatten(data).items():
       set_path(config, key, value, f"--config {path}")
     return config
   if p.suffix == ".py":
@@ -119,16 +115,6 @@ def load_config_file(path: str, family_default) -> ml_collections.ConfigDict:
       raise ConfigError(f"--config {path}: defines no get_config()")
     return module.get_config()
   raise ConfigError(f"--config {path}: expected a .py or .json file")
-
-
-def _flatten(d, prefix=""):
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flatten(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
-  return out
 
 
 def build_train_config(args, task_cls) -> ml_collections.ConfigDict:

@@ -131,3 +131,44 @@ def test_console_script_entry_point(tmp_path):
   assert proc.returncode == 2
   assert proc.stderr.strip().splitlines()[-1].startswith(
       "medgen: error: unknown dataset")
+
+
+def test_config_files_and_overrides(tmp_path):
+  from medgen_jax.train.gan_task import GanTask
+  py = tmp_path / "exp.py"
+  py.write_text(
+      "from medgen_jax.configs import gan\n"
+      "def get_config():\n"
+      "  c = gan.get_config()\n"
+      "  c.model.width = 24\n"
+      "  c.loss = 'hinge'\n"
+      "  return c\n")
+  args = cli.make_parser().parse_args(
+      ["train", "gan", "--config", str(py), "--set", "ema_decay=0.5",
+       "--steps", "7", "--conditional"])
+  c = cli.build_train_config(args, GanTask)
+  assert (c.model.width, c.loss, c.ema_decay, c.train.steps,
+          c.model.conditional) == (24, "hinge", 0.5, 7, True)
+
+  js = tmp_path / "config.json"
+  js.write_text(json.dumps({"loss": "wgan-gp", "model": {"width": 12},
+                            "train": {"steps": 9}}))
+  args = cli.make_parser().parse_args(
+      ["train", "gan", "--config", str(js), "--set", "model.upsample=transpose"])
+  c = cli.build_train_config(args, GanTask)
+  assert (c.loss, c.model.width, c.train.steps, c.model.upsample) == (
+      "wgan-gp", 12, 9, "transpose")
+
+
+def test_datasets_command(capsys):
+  code, out, _ = run_cli(["datasets"], capsys)
+  assert code == 0
+  names = out.split()
+  assert {"phantoms", "pneumoniamnist", "bloodmnist", "tfds:NAME"} <= set(names)
+
+
+def test_config_json_with_wrong_type(tmp_path, capsys):
+  js = tmp_path / "bad.json"
+  js.write_text(json.dumps({"model": {"width": "wide"}}))
+  code, _, err = run_cli(["train", "gan", "--config", str(js)], capsys)
+  assert_one_line_error(code, err, "model.width", "'wide'")

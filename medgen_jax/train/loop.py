@@ -29,6 +29,7 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
+from medgen_jax.configs import flatten
 from medgen_jax.data.pipeline import BatchSampler
 from medgen_jax.data.registry import load_dataset
 from medgen_jax.errors import CheckpointError, ConfigError, NonFiniteLossError
@@ -42,20 +43,10 @@ log = logging.getLogger("medgen_jax")
 LOSS_KEYS_PREFIX = ("d_loss", "g_loss", "loss")
 
 
-def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flat(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
-  return out
-
-
 def check_resume_compatible(saved: dict, new: dict, allowed: tuple[str, ...],
                             path: pathlib.Path) -> None:
   """Raises ConfigError if `new` changes a field that affects the math."""
-  a, b = _flat(saved), _flat(new)
+  a, b = flatten(saved), flatten(new)
   changed = sorted(k for k in set(a) | set(b)
                    if a.get(k) != b.get(k) and k not in allowed)
   if changed:
