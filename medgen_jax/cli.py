@@ -242,11 +242,16 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-  logging.basicConfig(level=logging.INFO, format="medgen: %(message)s",
-                      stream=sys.stderr)
-  for noisy in ("absl", "jax", "orbax", "jax._src"):
-    logging.getLogger(noisy).setLevel(logging.WARNING)
   args = make_parser().parse_args(argv)
+  # Our own handler, for the command's lifetime: a library imported with JAX
+  # already puts a handler on the root logger, which would print our
+  # messages a second time in its own format.
+  handler = logging.StreamHandler(sys.stderr)
+  handler.setFormatter(logging.Formatter("medgen: %(message)s"))
+  saved = (log.level, log.propagate)
+  log.addHandler(handler)
+  log.setLevel(logging.INFO)
+  log.propagate = False
   try:
     return args.func(args)
   except MedgenError as e:
@@ -256,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     print("medgen: interrupted; the latest complete checkpoint is kept "
           "(continue with --resume --workdir DIR)", file=sys.stderr)
     return 130
+  finally:
+    log.removeHandler(handler)
+    log.setLevel(saved[0])
+    log.propagate = saved[1]
 
 
 if __name__ == "__main__":

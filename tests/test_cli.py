@@ -172,3 +172,18 @@ def test_config_json_with_wrong_type(tmp_path, capsys):
   js.write_text(json.dumps({"model": {"width": "wide"}}))
   code, _, err = run_cli(["train", "gan", "--config", str(js)], capsys)
   assert_one_line_error(code, err, "model.width", "'wide'")
+
+
+def test_real_pneumoniamnist_run_logs_checksum_once(shared_data_dir, tmp_path,
+                                                    capsys):
+  code, out, err = run_cli(
+      ["train", "gan", "--data", "pneumoniamnist", "--data-dir",
+       str(shared_data_dir / "medmnist"), "--steps", "1", "--width", "8",
+       "--latent-dim", "8", "--batch-size", "8", "--num-devices", "1",
+       "--no-progress", "--conditional", "--workdir", str(tmp_path / "r")],
+      capsys)
+  assert code == 0, err
+  warnings = [l for l in err.splitlines() if "differs from the official" in l]
+  assert len(warnings) == 1 and warnings[0].startswith("medgen: "), err
+  config = json.loads((tmp_path / "r" / "config.json").read_text())
+  assert config["model"]["num_classes"] == 2 and config["model"]["channels"] == 1
