@@ -96,8 +96,8 @@ class GanTask:
         loss=GAN_LOSSES.get(config.loss), latent_dim=m.latent_dim,
         conditional=self.conditional, gp_weight=config.gp_weight,
         ema_decay=config.ema_decay))
-    self._sample = jax.jit(steps.make_sample_fn(
-        self.generator, m.latent_dim, self.conditional))
+    self._sample = jax.jit(steps.make_sample_fn(self.generator,
+                                                self.conditional))
     self._d_mean = jax.jit(steps.make_gan_eval_step(self.conditional))
 
   # -- state -----------------------------------------------------------------

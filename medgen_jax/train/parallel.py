@@ -71,7 +71,3 @@ def jit_sharded_step(step: Callable, mesh: Mesh, batch_axis: int = 0,
 def put_batch(batch: dict[str, Any], mesh: Mesh, batch_axis: int = 0):
   """Copies a numpy batch to the devices, sharded along `batch_axis`."""
   return jax.device_put(batch, batch_sharding(mesh, batch_axis))
-
-
-def put_replicated(tree: Any, mesh: Mesh):
-  return jax.device_put(tree, replicated(mesh))

@@ -21,6 +21,7 @@ from typing import Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import optax
 
 from medgen_jax.objectives import minimax
 from medgen_jax.objectives.reduce import mean_over_batch
@@ -91,7 +92,7 @@ def make_gan_train_step(cfg: GanStepConfig) -> Callable:
         loss_fn, has_aux=True)(state.disc.params)
     disc = state.disc.apply_gradients(grads=grads).replace(batch_stats=stats)
     aux["d_loss"] = d_loss
-    aux["d_grad_norm"] = _global_norm(grads)
+    aux["d_grad_norm"] = optax.global_norm(grads)
     return state.replace(disc=disc), aux
 
   def g_update(state: GANState, labels, key):
@@ -111,7 +112,7 @@ def make_gan_train_step(cfg: GanStepConfig) -> Callable:
         gen=gen,
         ema_params=ema_update(state.ema_params, gen.params, decay),
         ema_batch_stats=ema_update(state.ema_batch_stats, g_stats, decay),
-    ), {"g_loss": g_loss, "g_grad_norm": _global_norm(grads)}
+    ), {"g_loss": g_loss, "g_grad_norm": optax.global_norm(grads)}
 
   def step(state: GANState, batch: dict[str, jax.Array], key: jax.Array):
     key = jax.random.fold_in(key, state.step)
@@ -131,7 +132,7 @@ def make_gan_train_step(cfg: GanStepConfig) -> Callable:
   return step
 
 
-def make_sample_fn(generator: nn.Module, latent_dim: int, conditional: bool):
+def make_sample_fn(generator: nn.Module, conditional: bool):
   """Builds `sample(state, z, labels) -> images` using the EMA generator.
 
   Uses the EMA parameters and EMA running statistics (inference mode), so a
@@ -160,8 +161,3 @@ def make_gan_eval_step(conditional: bool):
     return jnp.mean(logits)
 
   return evaluate
-
-
-def _global_norm(tree) -> jax.Array:
-  leaves = jax.tree.leaves(tree)
-  return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in leaves))

@@ -22,6 +22,7 @@ def _params(state):
 
 def test_workdir_outputs(tiny_config, tmp_path):
   config = tiny_config()
+  config.train.keep_checkpoints = 1
   out = train_and_evaluate(config, tmp_path / "run")
   run = tmp_path / "run"
   assert out["step"] == 6
@@ -33,7 +34,7 @@ def test_workdir_outputs(tiny_config, tmp_path):
   assert "eval/d_logit_val" in records[-1]
   assert sorted(p.name for p in (run / "samples").iterdir()) == [
       "step_0000003.png", "step_0000006.png"]
-  assert Checkpointer(run / "checkpoints").all_steps() == [3, 6]
+  assert Checkpointer(run / "checkpoints").all_steps() == [6]  # keep 1
   # The saved run alone rebuilds the model and restores the final state.
   task, state, cfg = load_run(run)
   chex.assert_trees_all_equal(_params(state), _params(out["state"]))
