@@ -92,7 +92,7 @@ def make_gan_train_step(cfg: GanStepConfig) -> Callable:
         loss_fn, has_aux=True)(state.disc.params)
     disc = state.disc.apply_gradients(grads=grads).replace(batch_stats=stats)
     aux["d_loss"] = d_loss
-    aux["d_grad_norm"] = optax.global_norm(grads)
+    aux["d_grad_norm"] = optax.tree.norm(grads)
     return state.replace(disc=disc), aux
 
   def g_update(state: GANState, labels, key):
@@ -112,7 +112,7 @@ def make_gan_train_step(cfg: GanStepConfig) -> Callable:
         gen=gen,
         ema_params=ema_update(state.ema_params, gen.params, decay),
         ema_batch_stats=ema_update(state.ema_batch_stats, g_stats, decay),
-    ), {"g_loss": g_loss, "g_grad_norm": optax.global_norm(grads)}
+    ), {"g_loss": g_loss, "g_grad_norm": optax.tree.norm(grads)}
 
   def step(state: GANState, batch: dict[str, jax.Array], key: jax.Array):
     key = jax.random.fold_in(key, state.step)
