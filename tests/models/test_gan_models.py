@@ -69,3 +69,22 @@ def test_subpixel_init_is_nearest_neighbour_upsampling():
   assert y.shape == (2, 12, 12, 5)
   np.testing.assert_allclose(y[:, 0::2, 0::2], y[:, 1::2, 1::2], rtol=1e-6)
   np.testing.assert_allclose(y[:, 0::2, 1::2], y[:, 1::2, 0::2], rtol=1e-6)
+
+
+def test_every_supported_size_by_shape_inference():
+  # All base*2**k sizes up to 224 (MedMNIST+'s largest), without compiling.
+  sizes = sorted({b * 2**k for b in range(4, 8) for k in range(1, 6)
+                  if b * 2**k <= 224})
+  assert {28, 64, 128, 224} <= set(sizes)
+  for size in sizes:
+    g = Generator(image_size=size, channels=3, width=4, num_classes=2)
+    d = Discriminator(image_size=size, width=4, num_classes=2, norm="layer")
+    z, y = jnp.zeros((2, 4)), jnp.zeros((2,), jnp.int32)
+    gv = jax.eval_shape(lambda: g.init(jax.random.key(0), z, y, train=False))
+    x = jax.eval_shape(lambda v: g.apply(v, z, y, train=False), gv)
+    assert x.shape == (2, size, size, 3), size
+    dv = jax.eval_shape(lambda: d.init(jax.random.key(0), jnp.zeros(x.shape), y,
+                                       train=False))
+    logits = jax.eval_shape(lambda v: d.apply(v, jnp.zeros(x.shape), y,
+                                              train=False), dv)
+    assert logits.shape == (2,), size
