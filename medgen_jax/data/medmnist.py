@@ -33,14 +33,11 @@ import pathlib
 import tempfile
 import urllib.error
 import urllib.request
-import zipfile
-import zlib
 
-import numpy as np
-
-from medgen_jax.data.base import (SPLITS, ImageDataset, ImageSplit,
+from medgen_jax.data import npz
+from medgen_jax.data.base import (SPLITS, Dataset, image_dataset,
                                   to_int_labels, to_uint8_images)
-from medgen_jax.data.registry import DATASETS
+from medgen_jax.data.registry import DATASETS, integer_option, option
 from medgen_jax.errors import ConfigError, DataError, DownloadError
 
 logger = logging.getLogger("medgen_jax")
@@ -215,7 +212,7 @@ def _resolve(info: MedMNISTInfo, size: int, data_config) -> pathlib.Path:
   file = info.file_name(size)
   url = info.url(size)
   want = info.md5[size]
-  data_dir = str(getattr(data_config, "data_dir", "") or "").strip()
+  data_dir = str(data_config.get("data_dir", "") or "").strip()
   if data_dir:
     path = pathlib.Path(data_dir).expanduser() / file
     if not path.is_file():
@@ -238,7 +235,7 @@ def _resolve(info: MedMNISTInfo, size: int, data_config) -> pathlib.Path:
           f"{path}: cached file has MD5 {got}, expected {want}; delete it to "
           f"download {url} again, or pass --data-dir DIR to use your own copy")
     return path
-  if not getattr(data_config, "download", True):
+  if not data_config.get("download", True):
     raise DataError(
         f"{path} is not cached and downloading is off (data.download=False); "
         f"download {url} and place the file at {path} or pass --data-dir DIR, "
@@ -247,33 +244,10 @@ def _resolve(info: MedMNISTInfo, size: int, data_config) -> pathlib.Path:
   return path
 
 
-def _open_npz(path: pathlib.Path) -> dict[str, np.ndarray]:
-  """Reads every array of an .npz file; DataError if it is not one."""
-  bad = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
-  try:
-    loaded = np.load(path, allow_pickle=False)
-  except bad as e:
-    raise DataError(
-        f"{path} is not a readable .npz file ({_one_line(e)}); replace it "
-        "with the official MedMNIST file") from None
-  if not isinstance(loaded, np.lib.npyio.NpzFile):
-    raise DataError(
-        f"{path} holds a single array, not an .npz archive of "
-        "{train,val,test}_{images,labels}; replace it with the official file")
-  with loaded:
-    try:
-      return {k: loaded[k] for k in loaded.files}
-    except bad as e:
-      raise DataError(
-          f"{path} is a damaged .npz file ({_one_line(e)}); replace it with "
-          "the official MedMNIST file") from None
-
-
-def read_npz(info: MedMNISTInfo, size: int,
-             path: pathlib.Path) -> ImageDataset:
+def read_file(info: MedMNISTInfo, size: int, path: pathlib.Path) -> Dataset:
   """Reads and validates a MedMNIST .npz file of `size` x `size` images."""
   source = str(path)
-  arrays = _open_npz(path)
+  arrays = npz.read_npz(path, what="the official MedMNIST file")
   found = sorted(arrays)
   missing = [k for k in ("train_images", "train_labels") if k not in arrays]
   if missing:
@@ -302,25 +276,25 @@ def read_npz(info: MedMNISTInfo, size: int,
           f"from {info.url(size)}")
     labels = to_int_labels(arrays[lkey], n, source=source, key=lkey,
                            num_classes=len(info.class_names))
-    splits[split] = ImageSplit(images=images, labels=labels)
-  return ImageDataset(name=info.name, splits=splits,
-                      num_classes=len(info.class_names),
-                      class_names=info.class_names, source=source)
+    splits[split] = (images, labels)
+  return image_dataset(info.name, splits, class_names=info.class_names,
+                       source=source)
 
 
-def load(name: str, data_config) -> ImageDataset:
+def load(name: str, data_config) -> Dataset:
   """Loads MedMNIST dataset `name` at `data_config.image_size`."""
   info = INFO[name]
-  size = int(data_config.image_size)
+  size = integer_option(option(data_config, "image_size", name),
+                        "--image-size (data.image_size)")
   if size not in info.md5:
     raise DataError(
         f"{name} has no official file for --image-size {size}; MedMNIST "
         f"offers sizes {', '.join(map(str, sorted(info.md5)))}")
-  return read_npz(info, size, _resolve(info, size, data_config))
+  return read_file(info, size, _resolve(info, size, data_config))
 
 
 def _make_loader(name: str):
-  def loader(data_config) -> ImageDataset:
+  def loader(data_config) -> Dataset:
     return load(name, data_config)
 
   loader.__name__ = f"load_{name}"
@@ -328,7 +302,7 @@ def _make_loader(name: str):
   return loader
 
 
-def _multi_label(data_config) -> ImageDataset:
+def _multi_label(data_config) -> Dataset:
   raise ConfigError(
       f"--data {data_config.name}: ChestMNIST is multi-label (14 findings per "
       "image) and medgen_jax supports single-label datasets only, not yet "

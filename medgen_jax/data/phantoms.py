@@ -30,15 +30,24 @@ import numbers
 
 import numpy as np
 
-from medgen_jax.data.base import (SPLITS, ImageDataset, ImageSplit,
+from medgen_jax.data.base import (SPLITS, Dataset, image_dataset,
                                   to_int_labels, to_uint8_images)
-from medgen_jax.data.registry import DATASETS
+from medgen_jax.data.registry import (DATASETS, format_bytes, integer_option,
+                                      memory_limit_bytes, option)
 from medgen_jax.errors import ConfigError
 
 CLASS_NAMES = ("no_lesion", "lesion")
 MIN_IMAGE_SIZE = 8
 MAX_STRUCTURES = 6   # internal ellipses per slice: 2..MAX_STRUCTURES
 _CHUNK = 256         # images rendered at once (bounds temporary memory)
+
+# Peak memory of generating one split, measured with tracemalloc (see
+# `generation_bytes`): float32 copies of the split alive at once, per pixel.
+_PEAK_BYTES_PER_PIXEL_BLUR = 12  # blur: image, blurred, product, and
+_PADDED_BYTES_PER_PIXEL = 12     # padded copies of [size + 2 radius, size]
+_PEAK_BYTES_PER_PIXEL_SHARP = 14  # no blur: image + to_uint8's temporaries
+_CHUNK_BYTES_PER_PIXEL = 12  # _coverage's float32 temporaries per chunk image
+_GEOMETRY_BYTES = 512        # ellipse parameters and their float64 temporaries
 
 
 # ---------------------------------------------------------------------------
@@ -299,15 +308,6 @@ def generate_phantoms(
 # ---------------------------------------------------------------------------
 
 
-def _integer(value, flag: str, minimum: int) -> int:
-  if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-      or not float(value).is_integer()):
-    raise ConfigError(f"{flag} must be an integer, got {value!r}")
-  if value < minimum:
-    raise ConfigError(f"{flag} must be >= {minimum}, got {value!r}")
-  return int(value)
-
-
 def _real(value, flag: str, lo: float, hi: float = math.inf) -> float:
   if isinstance(value, bool) or not isinstance(value, numbers.Real):
     raise ConfigError(f"{flag} must be a number, got {value!r}")
@@ -320,37 +320,92 @@ def _real(value, flag: str, lo: float, hi: float = math.inf) -> float:
 
 def _options(data_config) -> dict:
   """Reads and validates the phantom options of a `data` config section."""
-  opts = data_config.get("phantoms", None)
-  if opts is None:
-    raise ConfigError(
-        "the data config has no 'phantoms' section; start from "
-        "medgen_jax/configs/gan.py, which defines data.phantoms.*")
+  size = option(data_config, "image_size", "phantoms")
+  opts = option(data_config, "phantoms", "phantoms")
 
   def flag(name):
     return f"--set data.phantoms.{name}=..."
 
   return {
-      "size": _integer(data_config.image_size,
-                       "--image-size (data.image_size)", MIN_IMAGE_SIZE),
-      "seed": _integer(data_config.seed, "--set data.seed=...", 0),
-      "train": _integer(opts.num_train, flag("num_train"), 1),
-      "val": _integer(opts.num_val, flag("num_val"), 0),
-      "test": _integer(opts.num_test, flag("num_test"), 0),
-      "noise_std": _real(opts.noise_std, flag("noise_std"), 0.0),
-      "blur_sigma": _real(opts.blur_sigma, flag("blur_sigma"), 0.0),
-      "lesion_prob": _real(opts.lesion_prob, flag("lesion_prob"), 0.0, 1.0),
+      "size": integer_option(size, "--image-size (data.image_size)",
+                             MIN_IMAGE_SIZE),
+      "seed": integer_option(data_config.get("seed", None),
+                             "--set data.seed=...", 0),
+      "train": integer_option(opts.get("num_train"), flag("num_train"), 1),
+      "val": integer_option(opts.get("num_val"), flag("num_val"), 0),
+      "test": integer_option(opts.get("num_test"), flag("num_test"), 0),
+      "noise_std": _real(opts.get("noise_std"), flag("noise_std"), 0.0),
+      "blur_sigma": _real(opts.get("blur_sigma"), flag("blur_sigma"), 0.0),
+      "lesion_prob": _real(opts.get("lesion_prob"), flag("lesion_prob"), 0.0,
+                           1.0),
   }
 
 
+def generation_bytes(counts: tuple[int, ...], size: int,
+                     blur_sigma: float) -> int:
+  """Peak bytes of generating splits of `counts` images of `size` squared.
+
+  Splits are generated one after the other; while one is generated, the
+  uint8 images of the earlier ones are kept. Generating a split holds a few
+  float32 copies of it at once (rendering, blurring, adding noise, then
+  `to_uint8_images`), plus temporaries of one render chunk, plus the ellipse
+  geometry. The constants are measured peaks (tracemalloc) rounded up.
+
+  Args:
+    counts: images per split, in generation order.
+    size: image height and width in pixels.
+    blur_sigma: the blur's std in pixels (its copies set the peak).
+
+  Returns:
+    An estimate, from above, of the peak number of bytes.
+  """
+  pixels = size * size  # Python ints: no overflow for absurd sizes
+  if blur_sigma > 0:  # gaussian_blur pads by the kernel radius (float32)
+    radius = int(4.0 * blur_sigma + 0.5)
+    image = (_PEAK_BYTES_PER_PIXEL_BLUR * pixels
+             + _PADDED_BYTES_PER_PIXEL * size * (size + 2 * radius))
+  else:
+    image = _PEAK_BYTES_PER_PIXEL_SHARP * pixels
+  peak = kept = 0
+  for n in counts:
+    if n == 0:
+      continue
+    split = (n * (image + _GEOMETRY_BYTES)
+             + min(n, _CHUNK) * _CHUNK_BYTES_PER_PIXEL * pixels)
+    peak = max(peak, kept + split)
+    kept += n * pixels  # the uint8 result
+  return max(peak, kept)
+
+
+def _check_memory(opts: dict) -> None:
+  """Refuses, before generating, splits that would not fit in memory."""
+  limit = memory_limit_bytes()
+  counts = tuple(opts[name] for name in SPLITS)
+  need = generation_bytes(counts, opts["size"], opts["blur_sigma"])
+  if limit is not None and need > limit:
+    raise ConfigError(
+        f"--image-size {opts['size']} with "
+        f"{'+'.join(str(n) for n in counts)} phantoms (data.phantoms."
+        f"num_train+num_val+num_test) needs ~{format_bytes(need)} of memory to "
+        f"generate, more than the {format_bytes(limit)} allowed (half of this "
+        "machine's memory); lower --image-size or the numbers of phantoms")
+
+
 @DATASETS.register("phantoms")
-def load_phantoms(data_config) -> ImageDataset:
+def load_phantoms(data_config) -> Dataset:
   """Generates the phantom dataset described by a `data` config section.
 
   Split `train`, `val`, `test` is drawn from `default_rng([seed, index])` with
   index 0, 1, 2: independent streams, so changing one split's size leaves the
   others unchanged. A split of size 0 (val or test) is left out.
+
+  Raises:
+    ConfigError: an option is invalid or absent (a `data` section without
+      image fields), or the splits would not fit in memory (checked before
+      generating anything).
   """
   opts = _options(data_config)
+  _check_memory(opts)
   source = f"generated phantoms (seed={opts['seed']})"
   splits = {}
   for index, name in enumerate(SPLITS):
@@ -363,7 +418,6 @@ def load_phantoms(data_config) -> ImageDataset:
     images = to_uint8_images(images, source=source, key=f"{name}/images")
     labels = to_int_labels(labels, len(images), source=source,
                            key=f"{name}/labels", num_classes=len(CLASS_NAMES))
-    splits[name] = ImageSplit(images=images, labels=labels)
-  return ImageDataset(name="phantoms", splits=splits,
-                      num_classes=len(CLASS_NAMES), class_names=CLASS_NAMES,
-                      source=source)
+    splits[name] = (images, labels)
+  return image_dataset("phantoms", splits, class_names=CLASS_NAMES,
+                       source=source)

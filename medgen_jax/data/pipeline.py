@@ -1,4 +1,4 @@
-"""Deterministic, random-access batching of an in-memory split.
+"""Deterministic, random-access example order of an in-memory split.
 
 Batch `i` of a run is a pure function of (seed, i): the examples are read in
 the order of a fresh permutation per epoch, drawn from `seed` and the epoch
@@ -6,16 +6,18 @@ number. A resumed run therefore needs only its step count to continue with
 exactly the batches an uninterrupted run would have seen; there is no
 iterator state to checkpoint.
 
-Batch schema (numpy):
-  image: float32 [batch, height, width, channels], scaled to [-1, 1].
-  label: int32 [batch].
+The sampler yields example indices only; the model family (its task) turns
+them into its batch, e.g. an image family reads
+`split.take(sampler.indices(step))` and scales the images with
+`uint8_to_unit_range`.
 """
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
-from medgen_jax.data.base import ImageSplit
 from medgen_jax.errors import ConfigError
 
 
@@ -30,61 +32,60 @@ def unit_range_to_uint8(images) -> np.ndarray:
   return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
 
-class BatchSampler:
-  """Random-access batches of a split, reshuffled every epoch.
+def _is_int(value) -> bool:
+  return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
-  Each epoch visits `len(split) // batch_size` full batches (the remainder of
-  a shuffled epoch is dropped, so every batch has the same shape and the step
-  compiles once).
+
+class IndexSampler:
+  """Example indices of every batch of a split, reshuffled every epoch.
+
+  Each epoch visits `num_examples // batch_size` full batches (the remainder
+  of a shuffled epoch is dropped, so every batch has the same shape and the
+  step compiles once). Epoch e reads the examples in the order of
+  `np.random.default_rng([seed, e]).permutation(num_examples)`.
 
   Args:
-    split: the data.
+    num_examples: examples in the split (len(split)).
     batch_size: examples per batch.
-    seed: seed of the shuffling.
+    seed: seed of the shuffling, a non-negative integer (data.seed).
     name: split name for error messages.
   """
 
-  def __init__(self, split: ImageSplit, batch_size: int, seed: int,
+  def __init__(self, num_examples: int, batch_size: int, seed: int,
                name: str = "train"):
-    if batch_size < 1:
-      raise ConfigError(f"--batch-size must be positive, got {batch_size}")
-    if len(split) < batch_size:
+    if not _is_int(batch_size) or batch_size < 1:
+      raise ConfigError(f"--batch-size must be positive, got {batch_size!r}")
+    if not _is_int(seed) or seed < 0:
       raise ConfigError(
-          f"the {name} split has {len(split)} examples, fewer than "
+          f"the shuffling seed (data.seed) must be a non-negative integer, "
+          f"got {seed!r}; pass --set data.seed=0 or another such integer")
+    if not _is_int(num_examples) or num_examples < batch_size:
+      raise ConfigError(
+          f"the {name} split has {num_examples} examples, fewer than "
           f"--batch-size {batch_size}; lower the batch size")
-    self.split = split
-    self.batch_size = batch_size
-    self.seed = seed
-    self.batches_per_epoch = len(split) // batch_size
-    self._epoch = -1
+    self.num_examples = int(num_examples)
+    self.batch_size = int(batch_size)
+    self.seed = int(seed)
+    self.batches_per_epoch = self.num_examples // self.batch_size
+    self._epoch = -1  # a one-epoch cache; results never depend on it
     self._perm = None
 
   def _permutation(self, epoch: int) -> np.ndarray:
     if epoch != self._epoch:
       rng = np.random.default_rng([self.seed, epoch])
-      self._perm = rng.permutation(len(self.split))
+      self._perm = rng.permutation(self.num_examples).astype(np.int64)
       self._epoch = epoch
     return self._perm
 
   def indices(self, index: int) -> np.ndarray:
-    """Example indices of batch number `index` (0-based, over all epochs)."""
-    epoch, pos = divmod(index, self.batches_per_epoch)
-    perm = self._permutation(epoch)
-    return perm[pos * self.batch_size:(pos + 1) * self.batch_size]
+    """Example indices of batch `index` (0-based, over all epochs).
 
-  def batch(self, index: int) -> dict[str, np.ndarray]:
-    """Batch number `index` in the fixed schema."""
-    idx = self.indices(index)
-    return {
-        "image": uint8_to_unit_range(self.split.images[idx]),
-        "label": self.split.labels[idx],
-    }
-
-  def stacked(self, index: int, count: int) -> dict[str, np.ndarray]:
-    """Batches index*count ... index*count+count-1 stacked on a leading axis.
-
-    Returns arrays of shape [count, batch, ...]; used when one train step
-    takes several discriminator updates, each on its own real batch.
+    Returns:
+      int64 [batch_size], a copy (the caller may modify it).
     """
-    parts = [self.batch(index * count + k) for k in range(count)]
-    return {k: np.stack([p[k] for p in parts]) for k in parts[0]}
+    if not _is_int(index) or index < 0:
+      raise ValueError(f"batch index must be a non-negative integer, got "
+                       f"{index!r}")
+    epoch, pos = divmod(int(index), self.batches_per_epoch)
+    perm = self._permutation(epoch)
+    return perm[pos * self.batch_size:(pos + 1) * self.batch_size].copy()

@@ -1,10 +1,15 @@
-"""The dataset registry: `--data NAME` -> a loader returning an ImageDataset.
+"""The dataset registry: `--data NAME` -> a loader returning a Dataset.
 
-A loader is `fn(data_config) -> ImageDataset`, where `data_config` is the
-`data` section of an experiment config (see `medgen_jax/configs/gan.py`):
-`name`, `data_dir`, `image_size`, `download`, `seed` and per-dataset options.
-A loader must return images at `image_size` x `image_size` or raise a
-`DataError` that says which sizes it has.
+A loader is `fn(data_config) -> Dataset`, where `data_config` is the `data`
+section of an experiment config (see `medgen_jax/configs/base.py`): `name`,
+`data_dir`, `download`, `seed`, plus the options of the family that trains
+on it (an image family adds `image_size`, `phantoms.*` and `tfds_*`, see
+`configs/images.py`). A loader reads a family's option with `option`, which
+turns an absent field into a one-line ConfigError, and it refuses input that
+would not fit in memory (`memory_limit_bytes`) before allocating it.
+
+`load_dataset` validates what a loader returns with `check_dataset`; whether
+the data suit a family's config (e.g. the image size) is the family's check.
 
 Names with a `tfds:` prefix (`tfds:malaria`) go to the TensorFlow Datasets
 loader, which needs the optional `tfds` extra.
@@ -12,17 +17,20 @@ loader, which needs the optional `tfds` extra.
 
 from __future__ import annotations
 
-from typing import Callable
+import numbers
+import os
+from typing import Any, Callable
 
-from medgen_jax.data.base import ImageDataset, check_dataset
-from medgen_jax.errors import DataError
+from medgen_jax.data.base import Dataset, check_dataset
+from medgen_jax.errors import ConfigError
 from medgen_jax.registry import Registry
 
-Loader = Callable[..., ImageDataset]
+Loader = Callable[..., Dataset]
 
 DATASETS: Registry[Loader] = Registry("dataset", hint="--data")
 
 TFDS_PREFIX = "tfds:"
+MEMORY_FRACTION = 0.5  # of physical memory that one dataset may take
 
 
 def _ensure_builtin_loaders() -> None:
@@ -35,20 +43,72 @@ def dataset_names() -> list[str]:
   return DATASETS.names() + [TFDS_PREFIX + "NAME"]
 
 
-def load_dataset(data_config) -> ImageDataset:
-  """Loads and validates the dataset named by `data_config.name`."""
+def load_dataset(data_config) -> Dataset:
+  """Loads the dataset named by `data_config.name` and runs check_dataset."""
   _ensure_builtin_loaders()
-  name = data_config.name
+  name = str(data_config.name)
   if name.startswith(TFDS_PREFIX):
     from medgen_jax.data import tfds as tfds_loader
     ds = tfds_loader.load(data_config)
   else:
     ds = DATASETS.get(name)(data_config)
-  ds = check_dataset(ds)
-  h, w, _ = ds.image_shape
-  if (h, w) != (data_config.image_size, data_config.image_size):
-    raise DataError(
-        f"{ds.source}: images are {h}x{w} but --image-size is "
-        f"{data_config.image_size}; pass --image-size {h} or use a file of "
-        "the requested size")
-  return ds
+  if not isinstance(ds, Dataset):
+    raise TypeError(f"the loader of dataset {name!r} returned a "
+                    f"{type(ds).__name__}, not a medgen_jax Dataset")
+  return check_dataset(ds)
+
+
+def option(data_config, field: str, dataset: str,
+           kind: str = "an image dataset",
+           family: str = "an image family such as `medgen train gan`") -> Any:
+  """`data_config[field]`, or a ConfigError when the section lacks it.
+
+  The `data` section comes from the family being trained; a family without
+  image fields cannot train on an image dataset, and this says so in one line.
+
+  Args:
+    data_config: the `data` section (an ml_collections ConfigDict).
+    field: the field, e.g. "image_size".
+    dataset: the dataset's name, for the message.
+    kind: what the dataset is, for the message.
+    family: which families have the field, for the message.
+  """
+  value = data_config.get(field, None)
+  if value is None:
+    raise ConfigError(
+        f"dataset {dataset!r} is {kind} and needs data.{field}; train it with "
+        f"{family}")
+  return value
+
+
+def integer_option(value, flag: str, minimum: int | None = None) -> int:
+  """`value` as an int, or a ConfigError naming `flag` (bools are refused)."""
+  if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+      or not float(value).is_integer()):
+    raise ConfigError(f"{flag} must be an integer, got {value!r}")
+  if minimum is not None and value < minimum:
+    raise ConfigError(f"{flag} must be >= {minimum}, got {value!r}")
+  return int(value)
+
+
+def memory_limit_bytes() -> int | None:
+  """Bytes one dataset may take: MEMORY_FRACTION of physical memory.
+
+  None when the platform does not report its memory (no bound then).
+  """
+  try:
+    pages, page = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+  except (AttributeError, ValueError, OSError):
+    return None
+  if pages <= 0 or page <= 0:
+    return None
+  return int(pages * page * MEMORY_FRACTION)
+
+
+def format_bytes(num_bytes: float) -> str:
+  """A byte count for messages: "3.2 GiB", "12.0 MiB", "512 bytes"."""
+  if num_bytes >= 2**30 / 10:
+    return f"{num_bytes / 2**30:.1f} GiB"
+  if num_bytes >= 2**20 / 10:
+    return f"{num_bytes / 2**20:.1f} MiB"
+  return f"{int(num_bytes)} bytes"

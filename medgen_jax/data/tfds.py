@@ -39,8 +39,10 @@ from typing import Any, Iterable
 import numpy as np
 from PIL import Image
 
-from medgen_jax.data.base import (ImageDataset, ImageSplit, to_int_labels,
+from medgen_jax.data.base import (Dataset, image_dataset, to_int_labels,
                                   to_uint8_images)
+from medgen_jax.data.registry import (format_bytes, integer_option,
+                                      memory_limit_bytes, option)
 from medgen_jax.errors import (ConfigError, DataError, DownloadError,
                                UnknownNameError)
 
@@ -251,7 +253,7 @@ def resize_image(image: np.ndarray, size: int, *, source: str) -> np.ndarray:
 
 def _read_split(tfds, builder, split: str, *, limit: int, size: int,
                 image_key: str, label_key: str, num_classes: int,
-                source: str) -> ImageSplit:
+                source: str) -> tuple[np.ndarray, np.ndarray]:
   images, labels = [], []
   for example in _examples(tfds, builder, split, limit, source):
     images.append(resize_image(example[image_key], size, source=source))
@@ -263,10 +265,29 @@ def _read_split(tfds, builder, split: str, *, limit: int, size: int,
   x = to_uint8_images(np.stack(images), source=source, key=key)  # [n,s,s,c]
   y = to_int_labels(np.asarray(labels), len(x), source=source,
                     key=f"{split}/{label_key}", num_classes=num_classes)  # [n]
-  return ImageSplit(images=x, labels=y)
+  return x, y
 
 
-def load(data_config) -> ImageDataset:
+def _check_memory(size: int, limit: int, num_splits: int) -> None:
+  """Refuses, before reading, a cap and size whose images cannot fit.
+
+  Each split holds up to `limit` uint8 images of [size, size, <= 3]; while a
+  split is stacked, its list of images and the stacked copy coexist. With
+  `limit` <= 0 (whole splits) the count is unknown until read: no check.
+  """
+  bound = memory_limit_bytes()
+  if limit <= 0 or bound is None:
+    return
+  need = (num_splits + 1) * limit * size * size * 3
+  if need > bound:
+    raise ConfigError(
+        f"--image-size {size} with data.tfds_max_examples {limit} per split "
+        f"needs ~{format_bytes(need)} of memory, more than the "
+        f"{format_bytes(bound)} allowed (half of this machine's memory); "
+        "lower --image-size or data.tfds_max_examples")
+
+
+def load(data_config) -> Dataset:
   """Loads `data_config.name` = "tfds:NAME" from the TFDS catalog.
 
   Args:
@@ -275,11 +296,12 @@ def load(data_config) -> ImageDataset:
       `tfds_split_val` and `tfds_max_examples` (<= 0: the whole split).
 
   Returns:
-    An ImageDataset with a "train" split (and "val" when `tfds_split_val` is
+    An image Dataset with a "train" split (and "val" when `tfds_split_val` is
     set) of uint8 [n, image_size, image_size, c] images and int32 labels.
 
   Raises:
-    ConfigError: the `tfds` extra is missing, or a split cannot be read.
+    ConfigError: the `tfds` extra is missing, a split cannot be read, or the
+      `data` section lacks the image options (a non-image family's config).
     UnknownNameError: NAME is not in the catalog.
     DownloadError: the data could not be fetched.
     DataError: the dataset lacks an image or class-label feature, or is
@@ -290,24 +312,29 @@ def load(data_config) -> ImageDataset:
   if not name:
     raise ConfigError(f"--data {flag!r} names no dataset; use tfds:NAME, "
                       "e.g. tfds:malaria")
-  tfds = _import_tfds(flag)
   source = PREFIX + name
-  data_dir = str(data_config.data_dir or "").strip() or None
+  size = integer_option(option(data_config, "image_size", source),
+                        "--image-size (data.image_size)", 1)
+  limit = integer_option(option(data_config, "tfds_max_examples", source),
+                         "--set data.tfds_max_examples=...")
+  train_split = str(option(data_config, "tfds_split_train", source)).strip()
+  val_split = str(data_config.get("tfds_split_val", "") or "").strip()
+  _check_memory(size, limit, 2 if val_split else 1)
+  tfds = _import_tfds(flag)
+  data_dir = str(data_config.get("data_dir", "") or "").strip() or None
   builder = _make_builder(tfds, name, data_dir, source)
   features = builder.info.features
   image_key, label_key = find_features(tfds, features, source)
   label_feature = features[label_key]
   num_classes = int(label_feature.num_classes)
-  _prepare(tfds, builder, name, bool(data_config.download), source)
+  _prepare(tfds, builder, name, bool(data_config.get("download", True)),
+           source)
 
-  read = dict(limit=int(data_config.tfds_max_examples),
-              size=int(data_config.image_size), image_key=image_key,
+  read = dict(limit=limit, size=size, image_key=image_key,
               label_key=label_key, num_classes=num_classes, source=source)
-  train_split = str(data_config.tfds_split_train or "train").strip()
-  splits = {"train": _read_split(tfds, builder, train_split, **read)}
-  val_split = str(data_config.tfds_split_val or "").strip()
+  splits = {"train": _read_split(tfds, builder, train_split or "train",
+                                 **read)}
   if val_split:
     splits["val"] = _read_split(tfds, builder, val_split, **read)
-  return ImageDataset(
-      name=flag, splits=splits, num_classes=num_classes,
-      class_names=tuple(str(n) for n in label_feature.names), source=source)
+  return image_dataset(flag, splits, source=source,
+                       class_names=[str(n) for n in label_feature.names])

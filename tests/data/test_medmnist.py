@@ -11,7 +11,9 @@ import logging
 import pathlib
 import socket
 import threading
+import zipfile
 
+import ml_collections
 import numpy as np
 import pytest
 
@@ -96,12 +98,12 @@ def test_real_pneumoniamnist(shared_data_dir, caplog):
     ds = DATASETS.get("pneumoniamnist")(_config(data_dir=str(folder)))
   assert {k: len(s) for k, s in ds.splits.items()} == {
       "train": 4708, "val": 524, "test": 624}
-  assert ds.image_shape == (28, 28, 1)
+  assert ds.example_shape("image") == (28, 28, 1)
   assert ds.num_classes == 2 and ds.class_names == ("normal", "pneumonia")
   for s in ds.splits.values():
-    assert s.images.dtype == np.uint8 and s.labels.dtype == np.int32
-    assert set(np.unique(s.labels)) <= {0, 1}
-  assert np.bincount(ds.split("train").labels).tolist() == [1214, 3494]
+    assert s["image"].dtype == np.uint8 and s["label"].dtype == np.int32
+    assert set(np.unique(s["label"])) <= {0, 1}
+  assert np.bincount(ds.split("train")["label"]).tolist() == [1214, 3494]
   assert any("MD5" in r.getMessage() and "official" in r.getMessage()
              for r in caplog.records)
 
@@ -164,8 +166,8 @@ def test_download_then_cache(served, _isolated_cache):
   assert sorted(p.name for p in cached.parent.iterdir()) == [cached.name]
   ds2 = DATASETS.get("pneumoniamnist")(_config(download=False))
   assert served.requests == 1
-  np.testing.assert_array_equal(ds2.split("val").images,
-                                ds.split("val").images)
+  np.testing.assert_array_equal(ds2.split("val")["image"],
+                                ds.split("val")["image"])
 
 
 def test_download_checksum_mismatch_leaves_nothing(served, _isolated_cache,
@@ -225,7 +227,7 @@ def _load_file(tmp_path, name="pneumoniamnist.npz", size=28, **arrays):
 
 def test_local_synthetic_file_loads(tmp_path):
   ds = _load_file(tmp_path, **_arrays())
-  assert ds.image_shape == (28, 28, 1)
+  assert ds.example_shape("image") == (28, 28, 1)
   assert ds.source == str(tmp_path / "data" / "pneumoniamnist.npz")
 
 
@@ -293,3 +295,60 @@ def test_wrong_image_size(tmp_path):
 def test_empty_split(tmp_path):
   with pytest.raises(DataError, match="empty"):
     _load_file(tmp_path, **_arrays(n=(6, 0, 3)))
+
+
+def test_header_bomb_is_refused_before_allocating(tmp_path):
+  # A file whose train_images header declares 10^12 images it does not hold.
+  folder = tmp_path / "data"
+  folder.mkdir()
+  path = folder / "pneumoniamnist.npz"
+  np.savez(path, **_arrays())
+  with zipfile.ZipFile(path) as zf:
+    members = {n: zf.read(n) for n in zf.namelist()}
+  header = io.BytesIO()
+  np.lib.format.write_array_header_1_0(
+      header, {"descr": "|u1", "fortran_order": False,
+               "shape": (10**12, 28, 28)})
+  members["train_images.npy"] = header.getvalue() + b"\0" * 784
+  with zipfile.ZipFile(path, "w") as zf:
+    for name, data in members.items():
+      zf.writestr(name, data)
+  with pytest.raises(DataError) as err:
+    DATASETS.get("pneumoniamnist")(_config(data_dir=str(folder)))
+  msg = str(err.value)
+  assert "\n" not in msg and str(path) in msg and "'train_images'" in msg
+  assert "declares shape (1000000000000, 28, 28)" in msg
+  assert "replace it with the official MedMNIST file" in msg
+
+
+def test_pickled_arrays_are_refused(tmp_path):
+  arrays = _arrays()
+  arrays["train_labels"] = arrays["train_labels"].astype(object)
+  with pytest.raises(DataError, match="'train_labels' holds Python objects"):
+    _load_file(tmp_path, **arrays)
+
+
+def test_a_data_section_without_image_size_is_a_config_error():
+  cfg = ml_collections.ConfigDict({"name": "pneumoniamnist", "data_dir": "",
+                                   "download": True, "seed": 0})
+  with pytest.raises(ConfigError, match="dataset 'pneumoniamnist' is an image "
+                     "dataset and needs data.image_size; train it with an "
+                     "image family such as `medgen train gan`"):
+    load_dataset(cfg)
+
+
+@pytest.mark.parametrize("size", [28.5, "28", True])
+def test_non_integer_image_size_is_a_config_error(size):
+  cfg = ml_collections.ConfigDict(_config().to_dict(), type_safe=False)
+  cfg.image_size = size
+  with pytest.raises(ConfigError, match="--image-size .* must be an integer"):
+    load_dataset(cfg)
+
+
+def test_dataset_has_the_image_schema(tmp_path):
+  ds = _load_file(tmp_path, **_arrays())
+  assert ds.modality == "image" and ds.keys == ("image", "label")
+  assert ds.metadata["image_shape"] == (28, 28, 1)
+  assert ds.metadata["class_names"] == ("normal", "pneumonia")
+  assert {k: len(s) for k, s in ds.splits.items()} == {
+      "train": 6, "val": 3, "test": 3}

@@ -2,6 +2,7 @@
 
 import importlib.util
 
+import ml_collections
 import numpy as np
 import pytest
 
@@ -175,28 +176,30 @@ def test_loader_builds_independent_deterministic_splits():
   assert "seed=0" in ds.source
   assert {k: len(s) for k, s in ds.splits.items()} == {
       "train": 64, "val": 16, "test": 16}
+  assert ds.modality == "image" and ds.keys == ("image", "label")
+  assert ds.metadata["image_shape"] == ds.example_shape("image") == (28, 28, 1)
   for split in ds.splits.values():
-    assert split.images.dtype == np.uint8 and split.images.shape[1:] == (
+    assert split["image"].dtype == np.uint8 and split["image"].shape[1:] == (
         28, 28, 1)
-    assert split.labels.dtype == np.int32
+    assert split["label"].dtype == np.int32
   # Same config -> the same bytes; splits are distinct streams.
   again = phantoms.load_phantoms(_data_config())
   for k in ds.splits:
-    np.testing.assert_array_equal(ds.splits[k].images, again.splits[k].images)
-    np.testing.assert_array_equal(ds.splits[k].labels, again.splits[k].labels)
-  assert not np.array_equal(ds.splits["train"].images[:16],
-                            ds.splits["val"].images)
+    for key in ("image", "label"):
+      np.testing.assert_array_equal(ds.splits[k][key], again.splits[k][key])
+  assert not np.array_equal(ds.splits["train"]["image"][:16],
+                            ds.splits["val"]["image"])
   # Another data seed -> other images.
   cfg = _data_config()
   cfg.seed = 1
   other = phantoms.load_phantoms(cfg)
-  assert not np.array_equal(other.splits["train"].images,
-                            ds.splits["train"].images)
+  assert not np.array_equal(other.splits["train"]["image"],
+                            ds.splits["train"]["image"])
   # A split's stream does not depend on the size of the others.
   cfg = _data_config(num_train=32)
   smaller = phantoms.load_phantoms(cfg)
-  np.testing.assert_array_equal(smaller.splits["val"].images,
-                                ds.splits["val"].images)
+  np.testing.assert_array_equal(smaller.splits["val"]["image"],
+                                ds.splits["val"]["image"])
 
 
 def test_empty_val_and_test_are_left_out():
@@ -239,8 +242,76 @@ def test_default_config_through_the_registry():
   cfg = gan.get_config().data
   assert cfg.name == "phantoms"
   ds = load_dataset(cfg)
-  assert ds.name == "phantoms" and ds.image_shape == (28, 28, 1)
+  assert ds.name == "phantoms" and ds.example_shape("image") == (28, 28, 1)
   assert {k: len(s) for k, s in ds.splits.items()} == {
       "train": 4096, "val": 512, "test": 512}
-  labels = ds.splits["train"].labels
+  labels = ds.splits["train"]["label"]
   assert abs(labels.mean() - 0.5) < 4 * np.sqrt(0.25 / 4096)
+
+
+def test_huge_seed_is_accepted():
+  cfg = _data_config(num_train=4, num_val=0, num_test=0)
+  cfg.seed = 2**40
+  ds = phantoms.load_phantoms(cfg)
+  assert "seed=1099511627776" in ds.source and len(ds.split("train")) == 4
+
+
+@pytest.mark.parametrize("seed", [1.5, "0", True, float("inf")])
+def test_non_integer_seed_is_a_config_error(seed):
+  # A config read from JSON is not type-checked like a fresh one.
+  cfg = ml_collections.ConfigDict(_data_config().to_dict(), type_safe=False)
+  cfg.seed = seed
+  with pytest.raises(ConfigError, match="data.seed"):
+    phantoms.load_phantoms(cfg)
+
+
+def test_a_data_section_without_image_fields_is_a_config_error():
+  # The `data` section of a family that has no image fields.
+  cfg = ml_collections.ConfigDict({"name": "phantoms", "data_dir": "",
+                                   "download": True, "seed": 0})
+  with pytest.raises(ConfigError) as err:
+    phantoms.load_phantoms(cfg)
+  msg = str(err.value)
+  assert msg == ("dataset 'phantoms' is an image dataset and needs "
+                 "data.image_size; train it with an image family such as "
+                 "`medgen train gan`")
+  cfg.image_size = 28
+  with pytest.raises(ConfigError, match="needs data.phantoms; train it with"):
+    phantoms.load_phantoms(cfg)
+
+
+def test_generation_that_would_exhaust_memory_is_refused_first(monkeypatch):
+  monkeypatch.setattr(phantoms, "memory_limit_bytes", lambda: 2**30)  # 1 GiB
+  monkeypatch.setattr(phantoms, "generate_phantoms", None)  # never reached
+  cfg = _data_config(num_train=4096, num_val=512, num_test=512)
+  cfg.image_size = 4096
+  with pytest.raises(ConfigError) as err:
+    phantoms.load_phantoms(cfg)
+  msg = str(err.value)
+  assert "\n" not in msg
+  assert msg.startswith("--image-size 4096 with 4096+512+512 phantoms")
+  assert "needs ~" in msg and "more than the 1.0 GiB allowed" in msg
+  # The estimate: at least the float32 images of the train split.
+  need = phantoms.generation_bytes((4096, 512, 512), 4096, 0.5)
+  assert need >= 4096 * 4096 * 4096 * 4
+  assert f"~{need / 2**30:.1f} GiB" in msg
+  # Huge split sizes too, with the default (physical memory) bound.
+  monkeypatch.undo()
+  if phantoms.memory_limit_bytes() is None:
+    pytest.skip("this platform does not report its physical memory")
+  with pytest.raises(ConfigError, match="needs ~.* GiB of memory"):
+    phantoms.load_phantoms(_data_config(num_train=10**12))
+
+
+def test_memory_estimate_bounds_the_measured_peak():
+  tracemalloc = pytest.importorskip("tracemalloc")
+  n, size, sigma = 300, 32, 0.5
+  tracemalloc.start()
+  try:
+    images, _ = _gen(n, size, seed=0, noise_std=0.02, blur_sigma=sigma)
+    phantoms.to_uint8_images(images, source="t", key="k")
+    _, peak = tracemalloc.get_traced_memory()
+  finally:
+    tracemalloc.stop()
+  estimate = phantoms.generation_bytes((n,), size, sigma)
+  assert peak <= estimate <= 3 * peak

@@ -9,6 +9,7 @@ skips without it.
 
 import sys
 
+import ml_collections
 import numpy as np
 import pytest
 
@@ -41,14 +42,14 @@ def test_malaria_variable_size_images_are_resized(tfds):
     ds = load_dataset(_config("tfds:malaria"))
   assert set(ds.splits) == {"train"}
   train = ds.split("train")
-  assert train.images.shape == (40, 28, 28, 3)
-  assert train.images.dtype == np.uint8
-  assert train.labels.dtype == np.int32 and train.labels.shape == (40,)
-  assert 0 <= train.labels.min() and train.labels.max() < 2
+  assert train["image"].shape == (40, 28, 28, 3)
+  assert train["image"].dtype == np.uint8
+  assert train["label"].dtype == np.int32 and train["label"].shape == (40,)
+  assert 0 <= train["label"].min() and train["label"].max() < 2
   assert ds.num_classes == label.num_classes == 2
   assert ds.class_names == tuple(label.names) == ("parasitized", "uninfected")
   assert ds.source == "tfds:malaria" and ds.name == "tfds:malaria"
-  assert train.images.std() > 0  # real pixels, not a blank canvas
+  assert train["image"].std() > 0  # real pixels, not a blank canvas
 
 
 def test_colorectal_histology_with_val_split_and_cap(tfds):
@@ -58,8 +59,8 @@ def test_colorectal_histology_with_val_split_and_cap(tfds):
     ds = load_dataset(cfg)
   assert set(ds.splits) == {"train", "val"}
   for split in ds.splits.values():
-    assert split.images.shape == (25, 32, 32, 3)  # capped at 25 of 40
-    assert split.labels.max() < 8
+    assert split["image"].shape == (25, 32, 32, 3)  # capped at 25 of 40
+    assert split["label"].max() < 8
   assert ds.num_classes == 8 and len(ds.class_names) == 8
   assert ds.class_names[0] == "tumor"
 
@@ -172,8 +173,56 @@ def test_prepares_and_reads_real_files(tfds, tmp_path):
                 data_dir=str(tmp_path), tfds_split_train="train[:50%]",
                 tfds_split_val="test", tfds_max_examples=10)
   ds = load_dataset(cfg)
-  assert ds.split("train").images.shape == (10, 16, 16, 3)  # 15, capped
-  assert ds.split("val").images.shape == (6, 16, 16, 3)
+  assert ds.split("train")["image"].shape == (10, 16, 16, 3)  # 15, capped
+  assert ds.split("val")["image"].shape == (6, 16, 16, 3)
   assert ds.class_names == ("a", "b", "c")
-  assert sorted(set(ds.split("val").labels.tolist())) == [0, 1, 2]
+  assert sorted(set(ds.split("val")["label"].tolist())) == [0, 1, 2]
   assert list(tmp_path.glob("medgen_tiny_cells/1.0.0/*.array_record-*"))
+
+
+def test_a_data_section_without_image_fields_is_a_config_error():
+  # Checked before TFDS is imported: no extra needed to get this message.
+  cfg = ml_collections.ConfigDict({"name": "tfds:malaria", "data_dir": "",
+                                   "download": True, "seed": 0})
+  with pytest.raises(ConfigError, match="dataset 'tfds:malaria' is an image "
+                     "dataset and needs data.image_size; train it with an "
+                     "image family such as `medgen train gan`"):
+    load_dataset(cfg)
+  cfg.image_size = 28
+  with pytest.raises(ConfigError, match="needs data.tfds_max_examples"):
+    load_dataset(cfg)
+
+
+def test_non_integer_options_are_config_errors():
+  cfg = ml_collections.ConfigDict(_config("tfds:malaria").to_dict(),
+                                  type_safe=False)
+  cfg.image_size = 0
+  with pytest.raises(ConfigError, match="--image-size .* must be >= 1"):
+    load_dataset(cfg)
+  cfg.image_size = 28
+  cfg.tfds_max_examples = 2.5
+  with pytest.raises(ConfigError, match="tfds_max_examples.* must be an "
+                     "integer"):
+    load_dataset(cfg)
+
+
+def test_dataset_has_the_image_schema(tfds):
+  with tfds.testing.mock_data(num_examples=8):
+    ds = load_dataset(_config("tfds:malaria", image_size=16))
+  assert ds.modality == "image" and ds.keys == ("image", "label")
+  assert ds.metadata["image_shape"] == ds.example_shape("image") == (16, 16, 3)
+  assert ds.metadata["num_classes"] == 2
+
+
+def test_images_that_cannot_fit_in_memory_are_refused_first(monkeypatch):
+  monkeypatch.setattr(tfds_loader, "memory_limit_bytes", lambda: 2**30)
+  monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # not reached
+  cfg = _config("tfds:malaria", image_size=4096, tfds_max_examples=20000)
+  with pytest.raises(ConfigError, match="--image-size 4096 with "
+                     "data.tfds_max_examples 20000 per split needs ~.* GiB of "
+                     "memory, more than the 1.0 GiB allowed"):
+    load_dataset(cfg)
+  # Reading whole splits (max_examples <= 0): the count is unknown, no check.
+  cfg.tfds_max_examples = 0
+  with pytest.raises(ConfigError, match="needs the optional extra"):
+    load_dataset(cfg)
