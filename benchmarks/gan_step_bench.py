@@ -1,9 +1,14 @@
 """Speed of the GAN train step: sub-pixel vs transposed-convolution generator.
 
-The baseline is the classic DCGAN generator (stride-2 transposed
-convolutions); the candidate is the default sub-pixel generator. Both are
-timed in the same process, alternating, as the median over many steps after
-warm-up, and compared as a ratio (these machines drift 10-20% between runs).
+The baseline is the classic DCGAN generator (stride-2 4x4 transposed
+convolutions); the candidate is the default sub-pixel generator (3x3
+convolution to 4x the channels + depth-to-space). These are two different
+models, not two implementations of one: the sub-pixel layer has 2.25x the
+weights of the transposed one, so the ratio says what choosing the default
+costs or saves per step, not that one layer computes the same function
+faster. Both are timed in the same process, alternating, as the median over
+many steps after warm-up, and compared as a ratio (these machines drift
+10-20% between runs).
 
     python benchmarks/gan_step_bench.py                 # 28x28 and 64x64
     python benchmarks/gan_step_bench.py --sizes 28 --steps 30 --batch-size 64
@@ -23,9 +28,9 @@ import jax
 import numpy as np
 
 from medgen_jax.configs import gan
-from medgen_jax.data.pipeline import BatchSampler
+from medgen_jax.data.pipeline import IndexSampler
 from medgen_jax.data.registry import load_dataset
-from medgen_jax.train.gan_task import GanTask
+from medgen_jax.families.gan import GanTask
 
 
 def build(size: int, upsample: str, batch_size: int, loss: str):
@@ -33,15 +38,17 @@ def build(size: int, upsample: str, batch_size: int, loss: str):
   c.data.image_size = size
   c.data.phantoms.num_train = max(1024, 4 * batch_size)
   c.data.phantoms.num_val = c.data.phantoms.num_test = 0
-  c.model.upsample = upsample
-  c.loss = loss
+  c.gan.upsample = upsample
+  c.gan.loss = loss
   c.train.batch_size = batch_size
   ds = load_dataset(c.data)
   task = GanTask(c, ds)
   state = jax.jit(task.init_state)(jax.random.key(0))
   step = jax.jit(task.train_step, donate_argnums=0)
-  sampler = BatchSampler(ds.split("train"), batch_size, seed=0)
-  batches = [jax.device_put(task.batch(sampler, i)) for i in range(4)]
+  train = ds.split("train")
+  sampler = IndexSampler(len(train), batch_size, seed=0)
+  batches = [jax.device_put(task.make_batch(train, sampler, i))
+             for i in range(4)]
   return [state], step, batches
 
 

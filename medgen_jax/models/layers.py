@@ -10,8 +10,12 @@
     checkerboard pattern.
 Both map [b, h, w, c] -> [b, 2h, 2w, features]. The sub-pixel form is the
 default because XLA:CPU computes the weight gradient of a stride-2 transposed
-convolution very slowly (see ../shared/STYLE.md and
-benchmarks/upsample_bench.py for the measured ratio).
+convolution very slowly (jax-ml/jax#31662, openxla/xla#34273). Note that the
+two are different layers, not two forms of one: the 3x3 convolution to
+4*features channels has 2.25x the weights of the 4x4 transposed convolution
+(each of its output phases sees a 3x3 input window where the transposed
+convolution's sees 2x2). benchmarks/gan_step_bench.py times whole GAN steps
+with each; it compares two models, not two implementations of one.
 """
 
 from __future__ import annotations

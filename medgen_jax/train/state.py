@@ -69,7 +69,3 @@ def ema_decay_at(step: jax.Array, decay: float) -> jax.Array:
   step = jnp.asarray(step, jnp.float32)
   return jnp.minimum(decay, (1.0 + step) / (10.0 + step))
 
-
-def ema_update(ema: PyTree, new: PyTree, decay: jax.Array) -> PyTree:
-  """ema <- decay * ema + (1 - decay) * new, leaf by leaf."""
-  return jax.tree.map(lambda e, n: decay * e + (1.0 - decay) * n, ema, new)

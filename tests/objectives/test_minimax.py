@@ -7,7 +7,6 @@ import pytest
 
 from medgen_jax.errors import UnknownNameError
 from medgen_jax.objectives import minimax
-from medgen_jax.objectives.reduce import mean_over_batch
 
 REAL = np.array([0.5, -1.0, 2.0, 0.0], np.float32)
 FAKE = np.array([-0.3, 1.2, 0.0, -4.0], np.float32)
@@ -130,11 +129,3 @@ def test_registry_entries_and_unknown_name():
   assert minimax.GAN_LOSSES.get("wgan-gp").gradient_penalty
   with pytest.raises(UnknownNameError, match="did you mean|Did you mean"):
     minimax.GAN_LOSSES.get("hinges")
-
-
-def test_mean_over_batch():
-  v = jnp.array([1.0, 2.0, 6.0])
-  np.testing.assert_allclose(mean_over_batch(v), 3.0)
-  np.testing.assert_allclose(mean_over_batch(v, jnp.array([1, 1, 0])), 1.5)
-  with pytest.raises(ValueError):
-    mean_over_batch(jnp.ones((2, 2)))

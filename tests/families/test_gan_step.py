@@ -2,13 +2,12 @@
 
 import chex
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from medgen_jax.data.pipeline import BatchSampler
+from medgen_jax.data.pipeline import IndexSampler
 from medgen_jax.data.registry import load_dataset
-from medgen_jax.train.gan_task import GanTask
+from medgen_jax.families.gan import GanTask
 from medgen_jax.train.state import ema_decay_at
 
 
@@ -16,8 +15,9 @@ def _setup(config):
   ds = load_dataset(config.data)
   task = GanTask(config, ds)
   state = jax.jit(task.init_state)(jax.random.key(0))
-  sampler = BatchSampler(ds.split("train"), config.train.batch_size, seed=0)
-  return task, state, sampler
+  train = ds.split("train")
+  sampler = IndexSampler(len(train), config.train.batch_size, seed=0)
+  return task, state, (lambda i: task.make_batch(train, sampler, i))
 
 
 @pytest.mark.parametrize("loss,d_steps,conditional", [
@@ -27,9 +27,8 @@ def _setup(config):
     ("wgan-gp", 2, True),
 ])
 def test_step_compiles_once_and_updates(tiny_config, loss, d_steps, conditional):
-  config = tiny_config(loss=loss, d_steps=d_steps)
-  config.model.conditional = conditional
-  task, state, sampler = _setup(config)
+  config = tiny_config(loss=loss, d_steps=d_steps, conditional=conditional)
+  task, state, batch_at = _setup(config)
   params0 = jax.tree.map(np.asarray, state.gen.params)
 
   chex.clear_trace_counter()  # counts are per function name, across tests
@@ -37,7 +36,7 @@ def test_step_compiles_once_and_updates(tiny_config, loss, d_steps, conditional)
                  donate_argnums=0)
   key = jax.random.key(1)
   for i in range(3):
-    batch = task.batch(sampler, i)
+    batch = batch_at(i)
     assert batch["image"].shape == (d_steps, 16, 16, 16, 1)
     state, metrics = step(state, batch, key)
   assert int(state.step) == 3
@@ -53,9 +52,9 @@ def test_step_compiles_once_and_updates(tiny_config, loss, d_steps, conditional)
 
 def test_step_is_pure_and_ema_follows_formula(tiny_config):
   config = tiny_config(ema_decay=0.9)
-  task, state, sampler = _setup(config)
+  task, state, batch_at = _setup(config)
   step = jax.jit(task.train_step)
-  batch, key = task.batch(sampler, 0), jax.random.key(3)
+  batch, key = batch_at(0), jax.random.key(3)
   a, ma = step(state, batch, key)
   b, mb = step(state, batch, key)
   chex.assert_trees_all_equal(a, b)  # same inputs, same outputs

@@ -13,7 +13,7 @@ import numpy as np
 
 from medgen_jax.data.pipeline import uint8_to_unit_range
 from medgen_jax.train.loop import train_and_evaluate
-from medgen_jax.train.gan_task import GanTask
+from medgen_jax.families.gan import GanTask
 
 
 def wasserstein_1d(a, b):
@@ -32,22 +32,21 @@ def test_gan_learns_phantom_statistics(tiny_config, tmp_path):
   config = tiny_config()
   config.data.phantoms.num_train = 1024
   config.data.phantoms.num_val = 256
-  config.model.width = 16
-  config.model.latent_dim = 16
+  config.gan.width = 16
+  config.gan.latent_dim = 16
   config.train.batch_size = 32
-  config.optimizer.g_learning_rate = 1e-3
-  config.optimizer.d_learning_rate = 1e-3
-  config.ema_decay = 0.99
+  config.optimizer.learning_rate = 1e-3
+  config.gan.ema_decay = 0.99
   config.train.steps = 300
   config.train.log_every = 100
-  config.train.sample_every = 300
+  config.train.eval_every = 300
   config.train.checkpoint_every = 300
   out = train_and_evaluate(config, tmp_path / "run")
 
   task = GanTask(config)  # config now resolved; no dataset needed
   from medgen_jax.data.registry import load_dataset
   val = load_dataset(config.data).split("val")
-  real = uint8_to_unit_range(val.images)  # held-out images, [-1, 1]
+  real = uint8_to_unit_range(val["image"])  # held-out images, [-1, 1]
 
   untrained = task.init_state(jax.random.key(config.seed))
   w_before, m_before = _stats(task, untrained, real)

@@ -1,0 +1,175 @@
+"""The GAN train step, built on the generic update of train/update.py.
+
+One step = `d_steps` discriminator updates, each on its own real batch, then
+one generator update and the EMA of the generator. Each update is
+`train.update.update` on a per-example loss, so the gradient seam (mean
+today, DP-SGD later) is the same as every other family's.
+
+Batch (numpy, from `GanTask.make_batch`):
+  image: float32 [d_steps, batch, height, width, channels] in [-1, 1]
+  label: int32 [d_steps, batch]
+Discriminator update k uses real batch k and fresh z; the generator update
+uses fresh z and the labels of the last real batch (so conditional samples
+follow the data's class mix). Randomness: fold_in(key, step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from medgen_jax.objectives import minimax
+from medgen_jax.train.state import GANState, TrainState, ema_decay_at
+from medgen_jax.train.update import (GradientFn, LossOutput, mean_gradient,
+                                     update)
+
+
+@dataclasses.dataclass(frozen=True)
+class GanStepConfig:
+  """Static settings of the GAN step (hashable; part of the compiled program)."""
+
+  loss: minimax.GanLoss
+  latent_dim: int
+  conditional: bool
+  gp_weight: float = 10.0
+  ema_decay: float = 0.999
+
+
+def apply_model(state: TrainState, params, *args, train: bool = True):
+  """Runs a model; returns (output, new batch_stats or the current ones)."""
+  variables = state.variables(params)
+  if state.batch_stats and train:
+    out, mutated = state.apply_fn(variables, *args, train=True,
+                                  mutable=["batch_stats"])
+    return out, mutated["batch_stats"]
+  return state.apply_fn(variables, *args, train=train), state.batch_stats
+
+
+def discriminator_loss_fn(cfg: GanStepConfig, disc: TrainState):
+  """Per-example loss of D's params on {real, fake, label} (+ GP key)."""
+
+  def loss_fn(d_params, batch, key) -> LossOutput:
+    real, fake = batch["real"], batch["fake"]  # [b, h, w, c] each
+    y = batch["label"] if cfg.conditional else None
+    real_logits, stats = apply_model(disc, d_params, real, y)
+    fake_logits, stats = apply_model(disc.replace(batch_stats=stats),
+                                     d_params, fake, y)
+    losses = cfg.loss.discriminator(real_logits, fake_logits)  # [b]
+    metrics = {"d_real_logit": jnp.mean(real_logits),
+               "d_fake_logit": jnp.mean(fake_logits)}
+    if cfg.loss.gradient_penalty:
+      eps = jax.random.uniform(key, (real.shape[0],))
+      x_hat = minimax.interpolate(real, fake, eps)
+      if y is None:
+        critic = lambda x: apply_model(disc, d_params, x, None)[0]
+        gp = minimax.gradient_penalty(critic, x_hat)
+      else:
+        # Pair each interpolate with its own label inside the vmap.
+        gp = jax.vmap(lambda xi, yi: minimax.gradient_penalty(
+            lambda x: apply_model(disc, d_params, x, yi[None])[0],
+            xi[None])[0])(x_hat, y)
+      losses = losses + cfg.gp_weight * gp
+      metrics["gradient_penalty"] = jnp.mean(gp)
+    return LossOutput(losses, metrics, stats)
+
+  return loss_fn
+
+
+def generator_loss_fn(cfg: GanStepConfig, gen: TrainState, disc: TrainState):
+  """Per-example loss of G's params on {z, label}."""
+
+  def loss_fn(g_params, batch, key) -> LossOutput:
+    del key
+    y = batch["label"] if cfg.conditional else None
+    fake, g_stats = apply_model(gen, g_params, batch["z"], y)
+    fake_logits, _ = apply_model(disc, disc.params, fake, y)
+    return LossOutput(cfg.loss.generator(fake_logits), {}, g_stats)
+
+  return loss_fn
+
+
+def make_gan_train_step(cfg: GanStepConfig,
+                        gradient_fn: GradientFn = mean_gradient) -> Callable:
+  """Builds `step(state: GANState, batch, key) -> (GANState, metrics)`."""
+
+  def d_update(state: GANState, real, labels, key):
+    k_z, k_eps = jax.random.split(key)
+    z = jax.random.normal(k_z, (real.shape[0], cfg.latent_dim))
+    # Fakes in train mode (batch statistics); G's running stats are updated
+    # only by the generator's own step.
+    fake, _ = apply_model(state.gen, state.gen.params, z,
+                          labels if cfg.conditional else None)
+    batch = {"real": real, "fake": jax.lax.stop_gradient(fake),
+             "label": labels}
+    disc, info = update(state.disc, discriminator_loss_fn(cfg, state.disc),
+                        batch, k_eps, gradient_fn=gradient_fn)
+    return state.replace(disc=disc), {**info.metrics, "d_loss": info.loss,
+                                      "d_grad_norm": info.grad_norm}
+
+  def g_update(state: GANState, labels, key):
+    z = jax.random.normal(key, (labels.shape[0], cfg.latent_dim))
+    gen, info = update(state.gen,
+                       generator_loss_fn(cfg, state.gen, state.disc),
+                       {"z": z, "label": labels}, key,
+                       gradient_fn=gradient_fn)
+    decay = ema_decay_at(state.gen.step, cfg.ema_decay)
+    # optax's Polyak average t*a + (1-t)*b with t = decay, a = the average:
+    # decay * ema + (1 - decay) * params, the same float operations as the
+    # GANs trained before this step moved onto train/update.py.
+    ema = lambda avg, new: optax.incremental_update(avg, new, decay)
+    return state.replace(
+        gen=gen,
+        ema_params=ema(state.ema_params, gen.params),
+        ema_batch_stats=ema(state.ema_batch_stats, gen.batch_stats),
+    ), {"g_loss": info.loss, "g_grad_norm": info.grad_norm}
+
+  def step(state: GANState, batch, key: jax.Array):
+    key = jax.random.fold_in(key, state.step)
+    d_steps = batch["image"].shape[0]
+    keys = jax.random.split(key, d_steps + 1)
+    # A Python loop (unrolled at trace time): XLA:CPU runs a scan body
+    # several times slower than the same ops unrolled, and d_steps is small.
+    d_metrics = {}
+    for k in range(d_steps):
+      state, d_metrics = d_update(state, batch["image"][k], batch["label"][k],
+                                  keys[k])
+    state, g_metrics = g_update(state, batch["label"][-1], keys[-1])
+    return state, {**d_metrics, **g_metrics}
+
+  return step
+
+
+def make_sample_fn(generator: nn.Module, conditional: bool):
+  """`sample(state, z, labels) -> images` with the EMA generator.
+
+  Inference mode (EMA parameters and EMA running statistics), so a sample
+  does not depend on the other examples drawn with it.
+  """
+
+  def sample(state: GANState, z: jax.Array, labels: jax.Array) -> jax.Array:
+    return generator.apply(state.ema_variables(), z,
+                           labels if conditional else None, train=False)
+
+  return sample
+
+
+def make_discriminator_mean(conditional: bool):
+  """`d_mean(state, images, labels) -> mean D logit` (inference mode).
+
+  Comparing D's output on training images with held-out images of the same
+  distribution shows discriminator overfitting, the usual failure of GANs
+  trained on small medical sets (Karras et al. 2020, "Training Generative
+  Adversarial Networks with Limited Data").
+  """
+
+  def d_mean(state: GANState, images: jax.Array, labels: jax.Array):
+    logits, _ = apply_model(state.disc, state.disc.params, images,
+                            labels if conditional else None, train=False)
+    return jnp.mean(logits)
+
+  return d_mean
