@@ -1,145 +1,147 @@
 """The `medgen` command. Thin: parse, build a config, call the loop.
 
-  medgen train gan [--data NAME] [--data-dir DIR] [--steps N] ...
-  medgen sample --workdir DIR [--n 64] [--out grid.png] [--label K]
-  medgen datasets
+  medgen train FAMILY [--data NAME] [--steps N] [family flags] ...
+  medgen train --workdir DIR --resume [--steps N]     # family from the run
+  medgen sample --workdir DIR [--n 64] [--out grid.png | samples.npz] ...
+  medgen datasets | medgen families
 
-User mistakes (`MedgenError`) print one line, `medgen: error: ...`, and exit
-non-zero; Ctrl-C exits 130 and leaves the latest complete checkpoint.
+`medgen train FAMILY --help` lists the shared flags and that family's own.
+User mistakes (`MedgenError`, bad arguments) print one line,
+`medgen: error: ...`, and exit non-zero (2 configuration, 3 data,
+4 workdir/checkpoint, 5 non-finite loss); Ctrl-C exits 130 and keeps the
+latest complete checkpoint. Heavy modules (JAX, Flax) are imported inside
+`main`, so an interrupt during start-up gets the same one line.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import importlib.util
 import json
 import logging
+import os
 import pathlib
 import sys
+import tempfile
 
-import ml_collections
-
-from medgen_jax.configs import flatten
 from medgen_jax.errors import ConfigError, MedgenError
 
 log = logging.getLogger("medgen_jax")
 
-# flag name -> config path; flags left unset keep the config's value.
-TRAIN_FLAGS = {
-    "data": "data.name",
-    "data_dir": "data.data_dir",
-    "image_size": "data.image_size",
-    "steps": "train.steps",
-    "batch_size": "train.batch_size",
-    "loss": "loss",
-    "d_steps": "d_steps",
-    "optimizer": "optimizer.name",
-    "g_lr": "optimizer.g_learning_rate",
-    "d_lr": "optimizer.d_learning_rate",
-    "latent_dim": "model.latent_dim",
-    "width": "model.width",
-    "upsample": "model.upsample",
-    "seed": "seed",
-    "num_devices": "train.num_devices",
-    "log_every": "train.log_every",
-    "sample_every": "train.sample_every",
-    "checkpoint_every": "train.checkpoint_every",
-}
+
+class _Parser(argparse.ArgumentParser):
+  """argparse whose mistakes are one-line ConfigErrors, not usage blocks."""
+
+  def error(self, message):
+    raise ConfigError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def _parse_value(text: str, current):
-  if isinstance(current, bool):
-    low = text.lower()
-    if low in ("1", "true", "yes", "on"):
-      return True
-    if low in ("0", "false", "no", "off"):
-      return False
-    raise ValueError("expected true or false")
-  if isinstance(current, int):
-    return int(text)
-  if isinstance(current, float):
-    return float(text)
-  if isinstance(current, str) or current is None:
-    return text
-  return ast.literal_eval(text)
-
-
-def set_path(config, path: str, value, source: str) -> None:
-  """Sets config field `a.b.c`, converting strings to the field's type."""
-  *parents, leaf = path.split(".")
-  node = config
-  for p in parents:
-    if p not in node or not isinstance(node[p], ml_collections.ConfigDict):
-      raise ConfigError(f"{source}: config has no section {p!r} (in {path!r})")
-    node = node[p]
-  if leaf not in node:
-    raise ConfigError(f"{source}: config has no field {path!r}; see "
-                      "config.json of a run for the available fields")
-  current = node[leaf]
-  if isinstance(value, str):
-    try:
-      value = _parse_value(value, current)
-    except (ValueError, SyntaxError) as e:
-      raise ConfigError(f"{source}: cannot read {value!r} as the "
-                        f"{type(current).__name__} {path} ({e})") from None
+def _float_like(text: str) -> bool:
   try:
-    node[leaf] = value
-  except TypeError as e:
-    raise ConfigError(f"{source}: {path} cannot hold {value!r} "
-                      f"({' '.join(str(e).split())})") from None
+    float(text)
+    return True
+  except ValueError:
+    return False
 
 
-def load_config_file(path: str, family_default) -> ml_collections.ConfigDict:
-  """A .py file with get_config() or a .json (e.g. a run's config.json)."""
-  p = pathlib.Path(path)
-  if not p.is_file():
-    raise ConfigError(f"--config {path}: file not found")
-  if p.suffix == ".json":
-    try:
-      data = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-      raise ConfigError(f"--config {path}: invalid JSON ({e})") from None
-    config = family_default()
-    for key, value in flatten(data).items():
-      set_path(config, key, value, f"--config {path}")
-    return config
-  if p.suffix == ".py":
-    spec = importlib.util.spec_from_file_location("medgen_user_config", p)
-    module = importlib.util.module_from_spec(spec)
-    try:
-      spec.loader.exec_module(module)
-    except Exception as e:  # the user's file; show what failed in one line
-      raise ConfigError(f"--config {path}: failed to run ({e!r})") from None
-    if not hasattr(module, "get_config"):
-      raise ConfigError(f"--config {path}: defines no get_config()")
-    return module.get_config()
-  raise ConfigError(f"--config {path}: expected a .py or .json file")
+def _join_negative_values(argv: list[str], parser: argparse.ArgumentParser):
+  """`--g-lr -1e-3` -> `--g-lr=-1e-3`, which argparse would read as a flag."""
+  takes_value = {s for a in parser._actions if a.nargs is None
+                 and a.option_strings and not isinstance(
+                     a, (argparse._StoreConstAction, argparse._HelpAction))
+                 for s in a.option_strings}
+  out, i = [], 0
+  while i < len(argv):
+    if (argv[i] in takes_value and i + 1 < len(argv)
+        and argv[i + 1].startswith("-") and _float_like(argv[i + 1])):
+      out.append(f"{argv[i]}={argv[i + 1]}")
+      i += 2
+    else:
+      out.append(argv[i])
+      i += 1
+  return out
 
 
-def build_train_config(args, task_cls) -> ml_collections.ConfigDict:
-  config = (load_config_file(args.config, task_cls.get_config) if args.config
-            else task_cls.get_config())
-  for item in args.set or []:
+# -- medgen train ---------------------------------------------------------------
+
+def _shared_flags():
+  from medgen_jax.train.task import Flag
+  return (
+      Flag("--data", "data.name", "dataset name (medgen datasets)", metavar="NAME"),
+      Flag("--data-dir", "data.data_dir", "folder holding the dataset's files",
+           metavar="DIR"),
+      Flag("--steps", "train.steps", "total training steps"),
+      Flag("--batch-size", "train.batch_size", "examples per step"),
+      Flag("--seed", "seed", "initialisation and step randomness"),
+      Flag("--optimizer", "optimizer.name", "adam | rmsprop | sgd"),
+      Flag("--lr", "optimizer.learning_rate", "learning rate"),
+      Flag("--num-devices", "train.num_devices",
+           "data-parallel over this many local devices (0 = all)"),
+      Flag("--log-every", "train.log_every", "metrics.jsonl every N steps"),
+      Flag("--eval-every", "train.eval_every",
+           "task outputs (samples, held-out scores) every N steps"),
+      Flag("--sample-every", "train.eval_every", "same as --eval-every"),
+      Flag("--checkpoint-every", "train.checkpoint_every",
+           "checkpoint every N steps"),
+      Flag("--no-progress", "train.progress", "no progress bar", const=False),
+  )
+
+
+def make_train_parser(task_cls) -> argparse.ArgumentParser:
+  """The parser of `medgen train FAMILY`: shared flags + the family's."""
+  name = task_cls.name
+  p = _Parser(prog=f"medgen train {name}",
+              description=f"Train the {name!r} family.",
+              formatter_class=argparse.RawDescriptionHelpFormatter,
+              epilog="Any config field: --set section.field=VALUE; the "
+              "fields are in a run's config.json.")
+  p.add_argument("--config", help="config file: .py with get_config(), or "
+                 ".json such as a run's config.json")
+  p.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                 help="override any config field, e.g. train.steps=100")
+  p.add_argument("--workdir", help="output folder (default runs/FAMILY-DATA)")
+  p.add_argument("--resume", action="store_true",
+                 help="continue the run in --workdir from its last checkpoint")
+  groups = (("shared flags", _shared_flags()),
+            (f"{name} flags", tuple(task_cls.flags)))
+  for title, flags in groups:
+    g = p.add_argument_group(title)
+    for f in flags:
+      dest = "flag:" + f.name
+      if f.const is not None:
+        g.add_argument(f.name, dest=dest, action="store_const", const=f.const,
+                       help=f.help)
+      else:
+        g.add_argument(f.name, dest=dest, metavar=f.metavar or "VALUE",
+                       help=f.help)
+  return p
+
+
+def build_train_config(args, task_cls, base=None):
+  """The config of a train command: base (a run's, or the family's
+  defaults), then --config, then --set, then the flags."""
+  from medgen_jax.configs.overrides import apply_overrides, merge_config_file
+  config = base if base is not None else task_cls.get_config()
+  if args.config:
+    merge_config_file(config, args.config)
+  for item in args.set:
     if "=" not in item:
       raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. "
-                        "--set model.width=32")
+                        "--set train.steps=100")
     key, value = item.split("=", 1)
-    set_path(config, key.strip(), value.strip(), f"--set {item}")
-  for flag, path in TRAIN_FLAGS.items():
-    value = getattr(args, flag, None)
+    apply_overrides(config, {key.strip(): value.strip()}, f"--set {item}",
+                    from_text=True)
+  for f in (*_shared_flags(), *task_cls.flags):
+    value = getattr(args, "flag:" + f.name, None)
     if value is not None:
-      set_path(config, path, value, "--" + flag.replace("_", "-"))
-  if args.conditional:
-    set_path(config, "model.conditional", True, "--conditional")
-  if args.no_progress:
-    set_path(config, "train.progress", False, "--no-progress")
+      apply_overrides(config, {f.path: value}, f.name,
+                      from_text=f.const is None)
   return config
 
 
 def default_workdir(config) -> pathlib.Path:
   """runs/<family>-<data>, with -2, -3 ... when taken."""
-  name = f"{config.family}-{config.data.name.replace(':', '_')}"
+  name = f"{config.family}-{str(config.data.name).replace(':', '_')}"
+  name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
   base = pathlib.Path("runs") / name
   path, k = base, 1
   while path.exists():
@@ -148,101 +150,171 @@ def default_workdir(config) -> pathlib.Path:
   return path
 
 
-def cmd_train(args) -> int:
-  from medgen_jax.train.loop import train_and_evaluate
-  from medgen_jax.train.tasks import get_task
-  task_cls = get_task(args.family)
-  config = build_train_config(args, task_cls)
-  if args.resume and not args.workdir:
-    raise ConfigError("--resume needs --workdir DIR of the run to continue")
+def _option_value(argv: list[str], name: str) -> str | None:
+  for i, a in enumerate(argv):
+    if a == name and i + 1 < len(argv):
+      return argv[i + 1]
+    if a.startswith(name + "="):
+      return a.split("=", 1)[1]
+  return None
+
+
+def cmd_train(argv: list[str]) -> int:
+  from medgen_jax.train.task import family_names, get_task
+  if not argv or argv[0] in ("-h", "--help"):
+    print("usage: medgen train FAMILY [flags]   (medgen train FAMILY --help)\n"
+          "       medgen train --workdir DIR --resume [flags]\n\n"
+          f"families: {', '.join(family_names())}")
+    return 0
+  base = None
+  if argv[0].startswith("-"):  # no family: a resumed run names its own
+    workdir = _option_value(argv, "--workdir")
+    if "--resume" not in argv or not workdir:
+      raise ConfigError("medgen train: name a family (medgen train gan ...), "
+                        "or continue a run with --workdir DIR --resume")
+    from medgen_jax.train.loop import read_run_config
+    base = read_run_config(workdir)
+    family = base.family
+  else:
+    family, argv = argv[0], argv[1:]
+  task_cls = get_task(family)
+  parser = make_train_parser(task_cls)
+  args = parser.parse_args(_join_negative_values(argv, parser))
+  if args.resume:
+    if not args.workdir:
+      raise ConfigError("--resume needs --workdir DIR of the run to continue")
+    if base is None:
+      from medgen_jax.train.loop import read_run_config
+      base = read_run_config(args.workdir)
+    if base.family != family:
+      raise ConfigError(f"--workdir {args.workdir} holds a {base.family!r} "
+                        f"run, not {family!r}; run `medgen train "
+                        f"{base.family} --workdir {args.workdir} --resume`")
+  config = build_train_config(args, task_cls, base)
   workdir = pathlib.Path(args.workdir) if args.workdir else default_workdir(config)
-  print(f"medgen: training {args.family} on {config.data.name}; workdir "
+  from medgen_jax.train.loop import train_and_evaluate
+  print(f"medgen: training {family} on {config.data.name}; workdir "
         f"{workdir}", file=sys.stderr)
   summary = train_and_evaluate(config, workdir, resume=args.resume)
   last = summary["last_metrics"]
   shown = ", ".join(f"{k} {v:.4g}" for k, v in last.items()
                     if k != "step" and isinstance(v, float))
   print(f"medgen: done at step {summary['step']}; {shown}")
-  print(f"medgen: samples in {workdir / 'samples'}, checkpoints in "
-        f"{workdir / 'checkpoints'}")
+  print(f"medgen: outputs and checkpoints in {workdir}")
   return 0
 
 
-def cmd_sample(args) -> int:
-  from medgen_jax.outputs import save_image_grid
-  from medgen_jax.train.loop import load_run
+# -- medgen sample ----------------------------------------------------------------
+
+def _sample_parser(task_cls=None) -> argparse.ArgumentParser:
+  p = _Parser(prog="medgen sample",
+              description="Generate samples from a trained run.")
+  p.add_argument("--workdir", required=True, help="the run's folder")
+  p.add_argument("--n", type=int, default=64, help="number of samples")
+  p.add_argument("--out", default="samples.png",
+                 help="FILE.png (a picture) or FILE.npz (the arrays)")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--step", type=int, help="checkpoint step (default latest)")
+  p.add_argument("--batch-size", type=int, default=256,
+                 help="samples generated at once")
+  if task_cls is not None and task_cls.sample_options:
+    g = p.add_argument_group(f"{task_cls.name} options")
+    for o in task_cls.sample_options:
+      g.add_argument(o.name, dest="option:" + o.dest, type=o.type,
+                     default=o.default, help=o.help)
+  return p
+
+
+def check_output_file(out: str, suffixes=(".png", ".npz")) -> pathlib.Path:
+  """Checks, without writing, that `out` can be written."""
+  path = pathlib.Path(out)
+  if path.suffix.lower() not in suffixes:
+    raise ConfigError(f"--out {out}: expected a file ending in "
+                      f"{' or '.join(suffixes)}")
+  folder = path.parent
+  if not folder.is_dir():
+    raise ConfigError(f"--out {out}: folder {folder} does not exist; create "
+                      "it first")
+  if path.is_dir():
+    raise ConfigError(f"--out {out} is a folder; name a file")
+  try:
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".medgen-check-")
+    os.close(fd)
+    os.unlink(tmp)
+  except OSError as e:
+    raise ConfigError(f"--out {out}: cannot write in {folder} "
+                      f"({e.strerror})") from None
+  return path
+
+
+def cmd_sample(argv: list[str]) -> int:
+  first, _ = _sample_parser().parse_known_args(argv)
+  from medgen_jax.train.loop import generate_samples, load_run, read_run_config
+  from medgen_jax.train.task import get_task
+  task_cls = get_task(read_run_config(first.workdir).family)
+  parser = _sample_parser(task_cls)
+  args = parser.parse_args(_join_negative_values(argv, parser))
   if args.n < 1:
     raise ConfigError(f"--n must be >= 1, got {args.n}")
-  task, state, config = load_run(args.workdir, args.step)
-  if args.label is not None:
-    k = config.model.num_classes
-    if not k:
-      raise ConfigError("--label needs a run trained with --conditional")
-    if not 0 <= args.label < k:
-      raise ConfigError(f"--label {args.label}: expected 0..{k - 1}")
-  z, labels = task.grid_inputs(args.n, seed=args.seed, label=args.label)
-  out = save_image_grid(args.out, task.sample(state, z, labels))
-  print(f"medgen: wrote {args.n} samples of step {int(state.step)} to {out}")
+  if args.batch_size < 1:
+    raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+  from medgen_jax.configs.base import SEED_LIMIT, check_int
+  check_int(args.seed, "--seed", 0, SEED_LIMIT)
+  out = check_output_file(args.out)
+  options = {o.dest: getattr(args, "option:" + o.dest)
+             for o in task_cls.sample_options}
+  run = load_run(args.workdir, args.step)
+  run.task.check_sample_options(options)
+  samples = generate_samples(run.task, run.state, args.n, args.seed, options,
+                             batch_size=args.batch_size)
+  from medgen_jax.outputs import save_image_grid, save_npz
+  if out.suffix.lower() == ".npz":
+    save_npz(out, samples)
+    shapes = ", ".join(f"{k} {v.dtype}{list(v.shape)}" for k, v in samples.items())
+    print(f"medgen: wrote {args.n} samples of step {run.step} to {out} ({shapes})")
+  else:
+    pictures = run.task.render(samples).images
+    if not pictures:
+      raise ConfigError(f"family {task_cls.name!r} draws no pictures; use "
+                        "--out FILE.npz for the samples' arrays")
+    save_image_grid(out, next(iter(pictures.values())))
+    print(f"medgen: wrote {args.n} samples of step {run.step} to {out}")
   return 0
 
 
-def cmd_datasets(args) -> int:
+def cmd_datasets(argv: list[str]) -> int:
+  _Parser(prog="medgen datasets").parse_args(argv)
   from medgen_jax.data.registry import dataset_names
   print("\n".join(dataset_names()))
   return 0
 
 
-def make_parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(prog="medgen", description=__doc__.split("\n")[0])
-  sub = p.add_subparsers(dest="command", required=True)
+def cmd_families(argv: list[str]) -> int:
+  _Parser(prog="medgen families").parse_args(argv)
+  from medgen_jax.train.task import family_names
+  print("\n".join(family_names()))
+  return 0
 
-  t = sub.add_parser("train", help="train a model family")
-  t.add_argument("family", help="model family, e.g. gan")
-  t.add_argument("--config", help="config file (.py with get_config, or .json)")
-  t.add_argument("--set", action="append", metavar="KEY=VALUE",
-                 help="override any config field, e.g. model.width=32")
-  t.add_argument("--data", help="dataset name (medgen datasets), or tfds:NAME")
-  t.add_argument("--data-dir", help="folder holding the dataset's files")
-  t.add_argument("--image-size", type=int)
-  t.add_argument("--steps", type=int)
-  t.add_argument("--batch-size", type=int)
-  t.add_argument("--workdir", help="output folder (default runs/FAMILY-DATA)")
-  t.add_argument("--loss", help="minimax | nonsaturating | wgan-gp | hinge")
-  t.add_argument("--conditional", action="store_true",
-                 help="condition on the class labels")
-  t.add_argument("--d-steps", type=int, help="D updates per G update")
-  t.add_argument("--optimizer", help="adam | rmsprop | sgd")
-  t.add_argument("--g-lr", type=float, help="generator learning rate")
-  t.add_argument("--d-lr", type=float, help="discriminator learning rate")
-  t.add_argument("--latent-dim", type=int)
-  t.add_argument("--width", type=int)
-  t.add_argument("--upsample", help="subpixel | transpose")
-  t.add_argument("--seed", type=int)
-  t.add_argument("--num-devices", type=int, help="0 = all local devices")
-  t.add_argument("--log-every", type=int)
-  t.add_argument("--sample-every", type=int)
-  t.add_argument("--checkpoint-every", type=int)
-  t.add_argument("--resume", action="store_true",
-                 help="continue the run in --workdir from its last checkpoint")
-  t.add_argument("--no-progress", action="store_true")
-  t.set_defaults(func=cmd_train)
 
-  s = sub.add_parser("sample", help="draw samples from a trained run")
-  s.add_argument("--workdir", required=True)
-  s.add_argument("--n", type=int, default=64)
-  s.add_argument("--out", default="samples.png")
-  s.add_argument("--label", type=int, help="class to sample (conditional runs)")
-  s.add_argument("--seed", type=int, default=0)
-  s.add_argument("--step", type=int, help="checkpoint step (default latest)")
-  s.set_defaults(func=cmd_sample)
+COMMANDS = {"train": cmd_train, "sample": cmd_sample,
+            "datasets": cmd_datasets, "families": cmd_families}
 
-  d = sub.add_parser("datasets", help="list the registered datasets")
-  d.set_defaults(func=cmd_datasets)
-  return p
+
+def _dispatch(argv: list[str]) -> int:
+  if not argv or argv[0] in ("-h", "--help"):
+    print(__doc__.strip())
+    return 0 if argv else 2
+  command = argv[0]
+  if command not in COMMANDS:
+    raise ConfigError(f"unknown command {command!r}; expected one of: "
+                      f"{', '.join(COMMANDS)} (medgen --help)")
+  from medgen_jax.train.task import import_plugins
+  import_plugins()
+  return COMMANDS[command](argv[1:])
 
 
 def main(argv: list[str] | None = None) -> int:
-  args = make_parser().parse_args(argv)
+  argv = list(sys.argv[1:] if argv is None else argv)
   # Our own handler, for the command's lifetime: a library imported with JAX
   # already puts a handler on the root logger, which would print our
   # messages a second time in its own format.
@@ -253,14 +325,16 @@ def main(argv: list[str] | None = None) -> int:
   log.setLevel(logging.INFO)
   log.propagate = False
   try:
-    return args.func(args)
+    return _dispatch(argv)
   except MedgenError as e:
-    print(f"medgen: error: {e}", file=sys.stderr)
+    print(f"medgen: error: {' '.join(str(e).split())}", file=sys.stderr)
     return e.exit_code
   except KeyboardInterrupt:
     print("medgen: interrupted; the latest complete checkpoint is kept "
           "(continue with --resume --workdir DIR)", file=sys.stderr)
     return 130
+  except SystemExit as e:  # --help
+    return e.code if isinstance(e.code, int) else 0
   finally:
     log.removeHandler(handler)
     log.setLevel(saved[0])

@@ -7,6 +7,7 @@ config.json or PNG.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -76,9 +77,17 @@ def save_image_grid(path: str | os.PathLike, images: np.ndarray,
   path = pathlib.Path(path)
   if path.suffix.lower() != ".png":
     path = path.with_suffix(".png")
-  import io
   buf = io.BytesIO()
   img.save(buf, format="PNG")
+  _atomic_write_bytes(path, buf.getvalue())
+  return path
+
+
+def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> pathlib.Path:
+  """Saves named arrays as one .npz file (atomically)."""
+  buf = io.BytesIO()
+  np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+  path = pathlib.Path(path)
   _atomic_write_bytes(path, buf.getvalue())
   return path
 

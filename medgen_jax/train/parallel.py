@@ -10,7 +10,7 @@ JAX's data-parallel idiom and extends to multi-host meshes after
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import jax
 import numpy as np
@@ -36,9 +36,36 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
-def batch_sharding(mesh: Mesh, batch_axis: int = 0) -> NamedSharding:
-  """Shards axis `batch_axis` of every batch array over the 'data' axis."""
-  return NamedSharding(mesh, P(*([None] * batch_axis), DATA_AXIS))
+def batch_shardings(mesh: Mesh, axes: Mapping[str, int | None]
+                    ) -> dict[str, NamedSharding]:
+  """One sharding per batch array: its example axis split over 'data'.
+
+  Args:
+    mesh: the device mesh.
+    axes: batch key -> the axis that indexes examples, or None to replicate
+      the array on every device (e.g. a per-batch constant).
+  """
+  return {k: NamedSharding(mesh, P() if a is None else
+                           P(*([None] * a), DATA_AXIS))
+          for k, a in axes.items()}
+
+
+def check_batch(batch: Mapping[str, Any], axes: Mapping[str, int | None],
+                mesh: Mesh) -> None:
+  """The batch's keys match `axes`, and every sharded axis divides evenly."""
+  if set(batch) != set(axes):
+    raise ValueError(f"the task's batch has keys {sorted(batch)} but its "
+                     f"batch_axes name {sorted(axes)}")
+  n = mesh.devices.size
+  for k, a in axes.items():
+    if a is None:
+      continue
+    size = np.shape(batch[k])[a]
+    if size % n:
+      raise ConfigError(
+          f"--batch-size: batch array {k!r} has {size} examples on axis {a}, "
+          f"not divisible by the {n} devices of the mesh; use a multiple of "
+          f"{n} or set --num-devices")
 
 
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:
@@ -49,25 +76,26 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
         f"the mesh; use a multiple of {n} or set --num-devices")
 
 
-def jit_sharded_step(step: Callable, mesh: Mesh, batch_axis: int = 0,
+def jit_sharded_step(step: Callable, mesh: Mesh,
+                     shardings: Mapping[str, NamedSharding],
                      donate_state: bool = True) -> Callable:
   """jit(step) with the state replicated and the batch sharded.
 
   Args:
     step: `step(state, batch, key) -> (state, metrics)`.
     mesh: the device mesh.
-    batch_axis: the axis of each batch array that indexes examples.
+    shardings: per batch key, from `batch_shardings`.
     donate_state: donate the input state's buffers to the output.
   """
   rep = replicated(mesh)
   return jax.jit(
       step,
-      in_shardings=(rep, batch_sharding(mesh, batch_axis), rep),
+      in_shardings=(rep, dict(shardings), rep),
       out_shardings=(rep, rep),
       donate_argnums=(0,) if donate_state else (),
   )
 
 
-def put_batch(batch: dict[str, Any], mesh: Mesh, batch_axis: int = 0):
-  """Copies a numpy batch to the devices, sharded along `batch_axis`."""
-  return jax.device_put(batch, batch_sharding(mesh, batch_axis))
+def put_batch(batch: Mapping[str, Any], shardings: Mapping[str, NamedSharding]):
+  """Copies a numpy batch to the devices, each array with its sharding."""
+  return {k: jax.device_put(v, shardings[k]) for k, v in batch.items()}

@@ -4,19 +4,21 @@ import jax
 import numpy as np
 import pytest
 
-from medgen_jax.data.pipeline import BatchSampler
+from medgen_jax.data.pipeline import IndexSampler
 from medgen_jax.data.registry import load_dataset
 from medgen_jax.errors import ConfigError
+from medgen_jax.families.gan import GanTask
 from medgen_jax.train import parallel
-from medgen_jax.train.gan_task import GanTask
 
 
-def _run(task, sampler, mesh, n_steps=2):
+def _run(task, train, sampler, mesh, n_steps=2):
   state = jax.jit(task.init_state,
                   out_shardings=parallel.replicated(mesh))(jax.random.key(0))
-  step = parallel.jit_sharded_step(task.train_step, mesh, task.batch_axis)
+  axes = task.batch_axes(task.make_batch(train, sampler, 0))
+  shardings = parallel.batch_shardings(mesh, axes)
+  step = parallel.jit_sharded_step(task.train_step, mesh, shardings)
   for i in range(n_steps):
-    batch = parallel.put_batch(task.batch(sampler, i), mesh, task.batch_axis)
+    batch = parallel.put_batch(task.make_batch(train, sampler, i), shardings)
     state, metrics = step(state, batch, jax.random.key(1))
   return state, metrics, batch
 
@@ -28,11 +30,13 @@ def test_sharded_step_equals_single_device(tiny_config):
   config = tiny_config(d_steps=2)
   ds = load_dataset(config.data)
   task = GanTask(config, ds)
-  sampler = BatchSampler(ds.split("train"), config.train.batch_size, seed=0)
+  train = ds.split("train")
+  sampler = IndexSampler(len(train), config.train.batch_size, seed=0)
 
-  one, m1, _ = _run(task, sampler, parallel.make_mesh(1))
-  eight, m8, batch = _run(task, sampler, parallel.make_mesh(8))
-  # The batch really is split: each device holds 16 / 8 = 2 examples.
+  one, m1, _ = _run(task, train, sampler, parallel.make_mesh(1))
+  eight, m8, batch = _run(task, train, sampler, parallel.make_mesh(8))
+  # The batch really is split on its example axis (axis 1 of [d_steps, b,
+  # ...]): each device holds 16 / 8 = 2 examples of both real batches.
   shards = batch["image"].addressable_shards
   assert len(shards) == 8 and shards[0].data.shape == (2, 2, 16, 16, 1)
   for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(eight)):
@@ -42,7 +46,25 @@ def test_sharded_step_equals_single_device(tiny_config):
                              rtol=1e-4)
 
 
-def test_batch_must_divide_devices():
+def test_batch_shardings_per_array():
+  if jax.device_count() < 8:
+    pytest.skip("needs 8 fake devices")
+  mesh = parallel.make_mesh(8)
+  sh = parallel.batch_shardings(mesh, {"x": 0, "mask": 1, "prior": None})
+  batch = {"x": np.zeros((16, 3)), "mask": np.zeros((2, 8)),
+           "prior": np.arange(5.0)}
+  parallel.check_batch(batch, {"x": 0, "mask": 1, "prior": None}, mesh)
+  put = parallel.put_batch(batch, sh)
+  assert put["x"].addressable_shards[0].data.shape == (2, 3)
+  assert put["mask"].addressable_shards[0].data.shape == (2, 1)
+  assert put["prior"].addressable_shards[0].data.shape == (5,)  # replicated
+  with pytest.raises(ConfigError, match="'x' has 12 examples"):
+    parallel.check_batch({"x": np.zeros((12, 3))}, {"x": 0}, mesh)
+  with pytest.raises(ValueError, match="batch_axes"):
+    parallel.check_batch({"x": np.zeros((16, 3))}, {"y": 0}, mesh)
+
+
+def test_mesh_errors():
   if jax.device_count() < 8:
     pytest.skip("needs 8 fake devices")
   with pytest.raises(ConfigError, match="not divisible by the 8 devices"):
