@@ -256,10 +256,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir,
   init_key, step_key = jax.random.split(jax.random.key(config.seed))
   rep = parallel.replicated(mesh)
   if resume:
-    if not ckpt_dir.is_dir():
+    if not ckpt_dir.is_dir() or not Checkpointer(
+        ckpt_dir, create=False).all_steps():
       raise CheckpointError(
-          f"--resume: {ckpt_dir} is missing, so the run has no checkpoint to "
-          "continue from; start a new --workdir (or restore the folder)")
+          f"--resume: {ckpt_dir} holds no checkpoint (the run stopped before "
+          "its first save, or they were deleted), so there is no checkpoint "
+          "to continue from; start a new --workdir (or delete this one)")
   else:
     _mkdir(workdir)
   ckpt = Checkpointer(ckpt_dir, keep=tc.keep_checkpoints)
