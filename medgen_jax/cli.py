@@ -16,10 +16,12 @@ latest complete checkpoint. Heavy modules (JAX, Flax) are imported inside
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import pathlib
+import signal
 import sys
 import tempfile
 
@@ -122,7 +124,7 @@ def build_train_config(args, task_cls, base=None):
   from medgen_jax.configs.overrides import apply_overrides, merge_config_file
   config = base if base is not None else task_cls.get_config()
   if args.config:
-    merge_config_file(config, args.config)
+    merge_config_file(config, args.config, task_cls.upgrade_config)
   for item in args.set:
     if "=" not in item:
       raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. "
@@ -308,13 +310,115 @@ def _dispatch(argv: list[str]) -> int:
   if command not in COMMANDS:
     raise ConfigError(f"unknown command {command!r}; expected one of: "
                       f"{', '.join(COMMANDS)} (medgen --help)")
+  with _interrupts_deferred():
+    # The heavy imports (JAX, Flax, orbax), with Ctrl-C held back until they
+    # are done: an extension module interrupted while it initialises prints
+    # its own traceback from C.
+    import medgen_jax.train.loop  # noqa: F401
   from medgen_jax.train.task import import_plugins
   import_plugins()
   return COMMANDS[command](argv[1:])
 
 
+@contextlib.contextmanager
+def _interrupts_deferred():
+  """Holds a Ctrl-C back until the block ends, then raises it."""
+  if not threading_is_main():
+    yield
+    return
+  requested = []
+  previous = signal.signal(signal.SIGINT, lambda *_: requested.append(True))
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGINT, previous)
+  if requested:
+    raise KeyboardInterrupt
+
+
+class _InterruptRescue:
+  """A sys.unraisablehook that re-delivers a swallowed Ctrl-C.
+
+  Python cannot raise from a garbage-collection callback (JAX registers
+  one), so a KeyboardInterrupt that lands there is printed as "Exception
+  ignored in ..." with a traceback and lost, and the command would go on.
+  This hook drops that report and interrupts the main thread again once the
+  callback has returned.
+  """
+
+  def __init__(self, previous):
+    self.previous = previous
+
+  def __call__(self, unraisable):
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+      import _thread
+      import threading
+      threading.Timer(0.01, _thread.interrupt_main).start()
+      return
+    self.previous(unraisable)
+
+
+_interrupted = False
+
+
+def _on_sigint(signum, frame):
+  """Python's default Ctrl-C, remembered: a C extension being imported at
+  that moment (jaxlib) turns the KeyboardInterrupt into an ImportError."""
+  global _interrupted
+  _interrupted = True
+  raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+  """Runs one `medgen` command; returns its exit code."""
+  global _interrupted
   argv = list(sys.argv[1:] if argv is None else argv)
+  _interrupted = False
+  previous_hook = sys.unraisablehook
+  sys.unraisablehook = _InterruptRescue(previous_hook)
+  previous_handler = None
+  if threading_is_main():
+    previous_handler = signal.signal(signal.SIGINT, _on_sigint)
+  try:
+    return _main(argv)
+  except KeyboardInterrupt:  # between the handlers of _main
+    print("medgen: interrupted", file=sys.stderr)
+    return 130
+  except Exception:  # noqa: BLE001
+    if _interrupted:  # e.g. jaxlib's ImportError for a Ctrl-C in its init
+      print("medgen: interrupted", file=sys.stderr)
+      return 130
+    raise
+  finally:
+    if previous_handler is not None:
+      signal.signal(signal.SIGINT, previous_handler)
+    if isinstance(sys.unraisablehook, _InterruptRescue):
+      sys.unraisablehook = previous_hook
+
+
+def threading_is_main() -> bool:
+  import threading
+  return threading.current_thread() is threading.main_thread()
+
+
+def run() -> None:
+  """The console script: `main`, then exit with its code.
+
+  After a Ctrl-C the process leaves without the interpreter's teardown,
+  once its output is flushed: an interrupt can leave XLA or TensorStore
+  threads mid-work, and tearing the interpreter down under them crashed
+  (a segmentation fault after the one-line message). Checkpoints are
+  written synchronously and closed before this point.
+  """
+  code = main()
+  if code == 130:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+  sys.exit(code)
+
+
+def _main(argv: list[str]) -> int:
   # Our own handler, for the command's lifetime: a library imported with JAX
   # already puts a handler on the root logger, which would print our
   # messages a second time in its own format.
@@ -342,4 +446,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  run()

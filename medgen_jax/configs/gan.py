@@ -47,3 +47,42 @@ def get_config() -> ml_collections.ConfigDict:
   g.channels = config_dict.placeholder(int)     # 1 grayscale, 3 RGB
   g.num_classes = config_dict.placeholder(int)  # classes G and D see; 0 unconditional
   return c
+
+
+# Fields of the first release's flat GAN config (before the base + `gan`
+# section layout) -> their place now.
+_V0_FIELDS = {
+    "loss": "gan.loss", "gp_weight": "gan.gp_weight", "d_steps": "gan.d_steps",
+    "ema_decay": "gan.ema_decay",
+    "optimizer.g_learning_rate": "gan.g_learning_rate",
+    "optimizer.d_learning_rate": "gan.d_learning_rate",
+    "train.sample_every": "train.eval_every",
+}
+
+
+def upgrade(flat: dict) -> dict:
+  """A first-release run's config.json fields (flattened) in today's layout.
+
+  Runs written before the `gan` section existed keep restoring and resuming:
+  `model.*` moves to `gan.*` and the GAN-only top-level fields into `gan`.
+  The optimizer settings are carried over with the values those runs really
+  used (rmsprop's decay was b2, sgd's momentum was b1), so the math is
+  unchanged. A config already in today's layout is returned as it is.
+  """
+  if not any(k.startswith("model.") for k in flat) and "loss" not in flat:
+    return flat
+  out = {}
+  for key, value in flat.items():
+    if key.startswith("model."):
+      out["gan." + key[len("model."):]] = value
+    else:
+      out[_V0_FIELDS.get(key, key)] = value
+  name = flat.get("optimizer.name")
+  if name == "rmsprop" and "optimizer.b2" in flat:
+    out["optimizer.decay"] = flat["optimizer.b2"]
+  if name == "sgd" and "optimizer.b1" in flat:
+    out["optimizer.momentum"] = flat["optimizer.b1"]
+  lr = out.get("gan.g_learning_rate")
+  if lr is not None:
+    out.setdefault("optimizer.learning_rate", lr)
+  return out

@@ -219,11 +219,18 @@ def read_config_file(path: str) -> Mapping[str, Any]:
                     ".json file")
 
 
-def merge_config_file(config: ml_collections.ConfigDict, path: str) -> None:
+def merge_config_file(config: ml_collections.ConfigDict, path: str,
+                      upgrade=None) -> None:
   """Overlays the fields of config file `path` onto `config` (in place).
 
   The file may set any subset of the family's fields; the rest keep their
   defaults. A file written for another family is refused.
+
+  Args:
+    config: the family's config.
+    path: a .py or .json config file.
+    upgrade: the family's `upgrade_config` (flattened fields of an older
+      layout -> today's), applied before the fields are checked.
   """
   data = read_config_file(path)
   if isinstance(data, ml_collections.ConfigDict):
@@ -237,6 +244,8 @@ def merge_config_file(config: ml_collections.ConfigDict, path: str) -> None:
     flat = traverse_util.flatten_dict(data, sep=".")
   except (TypeError, AttributeError) as e:
     raise ConfigError(f"--config {path}: unreadable structure ({e})") from None
+  if upgrade is not None:
+    flat = upgrade(flat)
   apply_overrides(config, flat, f"--config {path}")
 
 

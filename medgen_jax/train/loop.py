@@ -160,9 +160,10 @@ def read_run_config(workdir) -> ml_collections.ConfigDict:
   if not isinstance(data, dict) or not isinstance(data.get("family"), str):
     raise CheckpointError(f"{path} is not a run config (expected a JSON "
                           "object with a 'family' field)")
-  config = get_task(data["family"]).get_config()
+  task_cls = get_task(data["family"])
+  config = task_cls.get_config()
   try:
-    apply_overrides(config, flatten(data), str(path))
+    apply_overrides(config, task_cls.upgrade_config(flatten(data)), str(path))
   except ConfigError as e:
     raise CheckpointError(f"{e}; the run's config.json does not fit the "
                           f"{data['family']!r} family of this version") from None

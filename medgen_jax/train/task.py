@@ -143,6 +143,10 @@ class Task(Protocol):
   def validate_config(cls, config: ml_collections.ConfigDict) -> None:
     """Checks the family's section by meaning, before any data is loaded."""
 
+  @staticmethod
+  def upgrade_config(flat: dict) -> dict:
+    """A saved run's config fields, flattened, in the current layout."""
+
   def __init__(self, config: ml_collections.ConfigDict,
                dataset: Dataset | None = None):
     """Builds models and steps. With a dataset (a new run), first checks it
@@ -197,6 +201,12 @@ class BaseTask:
   @classmethod
   def validate_config(cls, config) -> None:
     del config
+
+  @staticmethod
+  def upgrade_config(flat: dict) -> dict:
+    """A saved run's config fields (flattened) in the current layout; a
+    family whose config changed shape keeps its old runs readable here."""
+    return flat
 
   def batch_axes(self, batch: Batch) -> Mapping[str, int | None]:
     return {k: 0 for k in batch}

@@ -40,6 +40,7 @@ class GanTask(BaseTask):
   """DCGAN training on an image dataset (see configs/gan.py)."""
 
   get_config = staticmethod(gan_config.get_config)
+  upgrade_config = staticmethod(gan_config.upgrade)
   flags = (
       Flag("--image-size", "data.image_size",
            "height = width: base*2^k, base 4..7 (8, 14, 16, 28, 32, 64, 128 ...)"),
