@@ -13,43 +13,94 @@ the data suit a family's config (e.g. the image size) is the family's check.
 
 Names with a `tfds:` prefix (`tfds:malaria`) go to the TensorFlow Datasets
 loader, which needs the optional `tfds` extra.
+
+A name that is not registered but is a file path (`--data cells.h5ad`) goes
+to the reader of its suffix in `FILE_FORMATS`: `fn(path, data_config) ->
+Dataset`. A name is taken as a path when the file exists, when it ends in a
+known suffix, or when it has a folder or a suffix (so `scan.nii` is told its
+suffix is unknown, not that no dataset has that name).
 """
 
 from __future__ import annotations
 
 import numbers
 import os
+import pathlib
 from typing import Any, Callable
 
 from medgen_jax.data.base import Dataset, check_dataset
-from medgen_jax.errors import ConfigError
+from medgen_jax.errors import ConfigError, DataError
 from medgen_jax.registry import Registry
 
 Loader = Callable[..., Dataset]
+FileReader = Callable[[pathlib.Path, Any], Dataset]
 
 DATASETS: Registry[Loader] = Registry("dataset", hint="--data")
+# File suffix (lower case, with its dot: ".h5ad", ".csv") -> reader.
+FILE_FORMATS: Registry[FileReader] = Registry("file format", hint="--data PATH")
 
 TFDS_PREFIX = "tfds:"
 MEMORY_FRACTION = 0.5  # of physical memory that one dataset may take
 
 
 def _ensure_builtin_loaders() -> None:
-  # Importing the modules runs their @DATASETS.register decorators.
-  from medgen_jax.data import medmnist, phantoms  # noqa: F401
+  # Importing the modules runs their @DATASETS.register and
+  # @FILE_FORMATS.register decorators.
+  from medgen_jax.data import (csv_table, expression_datasets,  # noqa: F401
+                              h5ad, medmnist, phantoms)
 
 
 def dataset_names() -> list[str]:
   _ensure_builtin_loaders()
-  return DATASETS.names() + [TFDS_PREFIX + "NAME"]
+  return (DATASETS.names() + [TFDS_PREFIX + "NAME"]
+          + ["PATH" + suffix for suffix in FILE_FORMATS.names()])
+
+
+def file_format(name: str) -> str | None:
+  """The longest FILE_FORMATS suffix that `name` ends in (any case), or None."""
+  lower = name.lower()
+  known = [s for s in FILE_FORMATS.names() if lower.endswith(s)]
+  return max(known, key=len) if known else None
+
+
+def _is_path(name: str) -> bool:
+  return (os.path.isfile(name) or file_format(name) is not None
+          or "/" in name or os.sep in name
+          or bool(pathlib.PurePath(name).suffix))
+
+
+def _load_file(name: str, data_config) -> Dataset:
+  """Reads the file `name` with the reader of its suffix."""
+  path = pathlib.Path(name).expanduser()
+  suffix = file_format(name)
+  known = ", ".join(FILE_FORMATS.names())
+  if not path.exists():
+    raise DataError(
+        f"{path}: no such file; --data takes a dataset name (`medgen "
+        f"datasets` lists them) or the path of an existing {known} file")
+  if not path.is_file():
+    raise DataError(f"{path} is a folder, not a file; --data PATH takes one "
+                    f"{known} file (a folder of files goes in --data-dir)")
+  if suffix is None:
+    raise DataError(
+        f"{path}: unknown file type {path.suffix or '(no suffix)'!r}; "
+        f"--data PATH reads files ending in {known}")
+  return FILE_FORMATS.get(suffix)(path, data_config)
 
 
 def load_dataset(data_config) -> Dataset:
-  """Loads the dataset named by `data_config.name` and runs check_dataset."""
+  """Loads the dataset named by `data_config.name` and runs check_dataset.
+
+  The name is a registered dataset, `tfds:NAME`, or a file path whose suffix
+  is in FILE_FORMATS.
+  """
   _ensure_builtin_loaders()
   name = str(data_config.name)
   if name.startswith(TFDS_PREFIX):
     from medgen_jax.data import tfds as tfds_loader
     ds = tfds_loader.load(data_config)
+  elif name not in DATASETS and _is_path(name):
+    ds = _load_file(name, data_config)
   else:
     ds = DATASETS.get(name)(data_config)
   if not isinstance(ds, Dataset):
