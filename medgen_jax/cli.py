@@ -3,6 +3,7 @@
   medgen train FAMILY [--data NAME] [--steps N] [family flags] ...
   medgen train --workdir DIR --resume [--steps N]     # family from the run
   medgen sample --workdir DIR [--n 64] [--out grid.png | samples.npz] ...
+  medgen embed --workdir DIR [--out latents.npz] [--plot latents.png]
   medgen datasets | medgen families
 
 `medgen train FAMILY --help` lists the shared flags and that family's own.
@@ -142,7 +143,10 @@ def build_train_config(args, task_cls, base=None):
 
 def default_workdir(config) -> pathlib.Path:
   """runs/<family>-<data>, with -2, -3 ... when taken."""
-  name = f"{config.family}-{str(config.data.name).replace(':', '_')}"
+  data = str(config.data.name)
+  if "/" in data or os.sep in data:  # a file path: name the run after its stem
+    data = pathlib.Path(data).name.split(".")[0]
+  name = f"{config.family}-{data.replace(':', '_')}"
   name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
   base = pathlib.Path("runs") / name
   path, k = base, 1
@@ -284,6 +288,60 @@ def cmd_sample(argv: list[str]) -> int:
   return 0
 
 
+def cmd_embed(argv: list[str]) -> int:
+  p = _Parser(prog="medgen embed",
+              description="Latent codes of a run's data, with cluster scores "
+              "and an optional 2-D picture.")
+  p.add_argument("--workdir", required=True, help="the run's folder")
+  p.add_argument("--out", default="latents.npz", help="FILE.npz")
+  p.add_argument("--split", default="all",
+                 help="train | val | test | all (default)")
+  p.add_argument("--step", type=int, help="checkpoint step (default latest)")
+  p.add_argument("--plot", help="FILE.png: the latents' first two principal "
+                 "components, coloured by label")
+  p.add_argument("--clusters", type=int, default=0,
+                 help="k of the k-means scored against the labels "
+                 "(default: the number of classes)")
+  args = p.parse_args(argv)
+  import numpy as np
+  out = check_output_file(args.out, (".npz",))
+  plot = check_output_file(args.plot, (".png",)) if args.plot else None
+  from medgen_jax.data.registry import load_dataset
+  from medgen_jax.train.loop import load_run
+  run = load_run(args.workdir, args.step)
+  dataset = load_dataset(run.config.data)
+  names = list(dataset.splits) if args.split == "all" else [args.split]
+  for name in names:
+    dataset.split(name)  # a DataError naming the splits when absent
+  parts = [(name, run.task.embed(run.state, dataset.split(name)))
+           for name in names]
+  arrays = {k: np.concatenate([a[k] for _, a in parts]) for k in parts[0][1]}
+  arrays["split"] = np.concatenate([np.full(len(a["z"]), name)
+                                    for name, a in parts])
+  from medgen_jax.outputs import save_npz
+  save_npz(out, arrays)
+  z, labels = arrays["z"], arrays.get("label")
+  print(f"medgen: wrote {len(z)} latent codes ({z.shape[1]} dims, splits "
+        f"{', '.join(names)}) of step {run.step} to {out}")
+  from medgen_jax.metrics import latent
+  if labels is not None and len(np.unique(labels)) > 1:
+    k = args.clusters or max(dataset.num_classes, len(np.unique(labels)))
+    try:
+      scores = latent.cluster_scores(z, labels, k, seed=run.config.seed)
+      print(f"medgen: k-means (k={k}) on the latents vs the labels: ARI "
+            f"{scores['ari']:.3f}, NMI {scores['nmi']:.3f}")
+    except ConfigError as e:
+      print(f"medgen: no cluster scores: {e}", file=sys.stderr)
+  if plot is not None:
+    points = z[:, :2] if z.shape[1] <= 2 else latent.pca(z, 2)
+    latent.scatter_png(points, labels, dataset.class_names, plot,
+                       title=f"{run.config.family} latents of "
+                       f"{run.config.data.name} ({', '.join(names)}), "
+                       f"step {run.step}")
+    print(f"medgen: wrote the latent picture to {plot}")
+  return 0
+
+
 def cmd_datasets(argv: list[str]) -> int:
   _Parser(prog="medgen datasets").parse_args(argv)
   from medgen_jax.data.registry import dataset_names
@@ -298,7 +356,7 @@ def cmd_families(argv: list[str]) -> int:
   return 0
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample,
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "embed": cmd_embed,
             "datasets": cmd_datasets, "families": cmd_families}
 
 

@@ -34,6 +34,11 @@ def _atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
     raise
 
 
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+  """Writes `data` to `path` atomically (a temporary file, then a rename)."""
+  _atomic_write_bytes(pathlib.Path(path), data)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
   """Writes `obj` as indented JSON, atomically."""
   text = json.dumps(obj, indent=2, sort_keys=True) + "\n"

@@ -79,6 +79,8 @@ def _coerce(value, kind: type, nullable: bool, path: str, source: str,
         return float(text)
       if kind in (list, tuple):
         value = ast.literal_eval(text)
+        if not isinstance(value, (list, tuple)):  # "32" -> (32,)
+          value = (value,)
       else:
         raise ValueError
     except (ValueError, SyntaxError):

@@ -185,6 +185,10 @@ class Task(Protocol):
   def checkpoint_metadata(self, state: TrainingState) -> dict[str, Any]:
     """JSON-serialisable facts saved beside the state in each checkpoint."""
 
+  def embed(self, state: TrainingState, split: Split) -> dict[str, np.ndarray]:
+    """Latent codes of a split's examples ("z" [n, d], with "label" when
+    known), for `medgen embed`; families without a latent space refuse."""
+
 
 class BaseTask:
   """Defaults of the optional parts of `Task`; families subclass it."""
@@ -229,6 +233,11 @@ class BaseTask:
   def checkpoint_metadata(self, state) -> dict[str, Any]:
     del state
     return {}
+
+  def embed(self, state, split: Split) -> dict[str, np.ndarray]:
+    del state, split
+    raise ConfigError(f"family {self.name!r} has no latent space to embed "
+                      "(medgen embed works with families such as vae)")
 
 
 # -- finding families by name ------------------------------------------------

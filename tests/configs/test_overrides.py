@@ -78,3 +78,14 @@ def test_base_validation(field, value, message):
 
 def test_defaults_are_valid():
   validate_base(gan.get_config())
+
+
+def test_tuple_fields_take_one_or_several_values():
+  from medgen_jax.configs import vae
+  c = vae.get_config()
+  apply_overrides(c, {"vae.hidden": "256,128"}, "--hidden", from_text=True)
+  assert c.vae.hidden == (256, 128)
+  apply_overrides(c, {"vae.hidden": "32"}, "--hidden", from_text=True)
+  assert c.vae.hidden == (32,)
+  with pytest.raises(ConfigError, match="vae.hidden expects a list"):
+    apply_overrides(c, {"vae.hidden": "wide"}, "--hidden", from_text=True)
