@@ -8,7 +8,6 @@ import sys
 import chex
 import jax
 import numpy as np
-import pytest
 from PIL import Image
 
 from medgen_jax import cli

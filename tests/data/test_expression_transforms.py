@@ -4,32 +4,12 @@ data.standardize (per-gene z-scores with train-split statistics)."""
 import numpy as np
 import pytest
 
-from medgen_jax.configs.base import get_base_config
-from medgen_jax.configs.expression import (add_expression_data_options,
-                                           validate_expression_data_options)
+from medgen_jax.configs.expression import validate_expression_data_options
 from medgen_jax.data import expression
 from medgen_jax.data.base import Dataset, Split, check_dataset
 from medgen_jax.data.registry import load_dataset
 from medgen_jax.errors import ConfigError, DataError
-
-
-def _data(name, **fields):
-  """The data section of a config with the expression options."""
-  c = get_base_config()
-  add_expression_data_options(c.data)
-  c.data.name = str(name)
-  for key, value in fields.items():
-    c.data[key] = value
-  return c.data
-
-
-def _raises(cls, fn, *args):
-  """Runs fn(*args), expects `cls`, returns its one-line message."""
-  with pytest.raises(cls) as info:
-    fn(*args)
-  message = str(info.value)
-  assert "\n" not in message
-  return message
+from test_expression import _data, _raises
 
 
 def _table(x, genes=None):
