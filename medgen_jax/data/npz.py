@@ -30,7 +30,8 @@ from medgen_jax.errors import DataError
 _NPY_MAGIC = b"\x93NUMPY"
 _CHUNK = 1 << 24  # bytes read at once from a member
 _HEADER_BYTES = 1 << 16  # numpy refuses .npy headers over 10000 bytes
-# What reading a member may raise on a damaged or hostile file.
+# What reading a member may raise on a damaged or hostile file (zipfile
+# raises NotImplementedError for a compression method it cannot decode).
 _DAMAGED = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error,
             NotImplementedError, RuntimeError, SyntaxError)
 

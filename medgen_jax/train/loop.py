@@ -257,8 +257,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir,
   init_key, step_key = jax.random.split(jax.random.key(config.seed))
   rep = parallel.replicated(mesh)
   if resume:
-    if not ckpt_dir.is_dir() or not Checkpointer(
-        ckpt_dir, create=False).all_steps():
+    steps = []
+    if ckpt_dir.is_dir():
+      with Checkpointer(ckpt_dir, create=False) as reader:
+        steps = reader.all_steps()
+    if not steps:
       raise CheckpointError(
           f"--resume: {ckpt_dir} holds no checkpoint (the run stopped before "
           "its first save, or they were deleted), so there is no checkpoint "

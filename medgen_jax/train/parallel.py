@@ -68,14 +68,6 @@ def check_batch(batch: Mapping[str, Any], axes: Mapping[str, int | None],
           f"{n} or set --num-devices")
 
 
-def check_batch_size(batch_size: int, mesh: Mesh) -> None:
-  n = mesh.devices.size
-  if batch_size % n:
-    raise ConfigError(
-        f"--batch-size {batch_size} is not divisible by the {n} devices of "
-        f"the mesh; use a multiple of {n} or set --num-devices")
-
-
 def jit_sharded_step(step: Callable, mesh: Mesh,
                      shardings: Mapping[str, NamedSharding],
                      donate_state: bool = True) -> Callable:

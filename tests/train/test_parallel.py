@@ -68,6 +68,7 @@ def test_mesh_errors():
   if jax.device_count() < 8:
     pytest.skip("needs 8 fake devices")
   with pytest.raises(ConfigError, match="not divisible by the 8 devices"):
-    parallel.check_batch_size(12, parallel.make_mesh(8))
+    parallel.check_batch({"image": np.zeros((12, 4))}, {"image": 0},
+                         parallel.make_mesh(8))
   with pytest.raises(ConfigError, match="devices are visible"):
     parallel.make_mesh(jax.device_count() + 1)
