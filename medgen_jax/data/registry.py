@@ -11,14 +11,23 @@ would not fit in memory (`memory_limit_bytes`) before allocating it.
 `load_dataset` validates what a loader returns with `check_dataset`; whether
 the data suit a family's config (e.g. the image size) is the family's check.
 
-Names with a `tfds:` prefix (`tfds:malaria`) go to the TensorFlow Datasets
-loader, which needs the optional `tfds` extra.
+Names with a registered prefix go to that prefix's loader in `PREFIXES`:
+`fn(rest, data_config) -> Dataset` (`tfds:malaria` -> the TensorFlow
+Datasets loader, which needs the optional `tfds` extra; `wfdb:FOLDER` ->
+every PhysioNet record of a folder).
 
 A name that is not registered but is a file path (`--data cells.h5ad`) goes
 to the reader of its suffix in `FILE_FORMATS`: `fn(path, data_config) ->
 Dataset`. A name is taken as a path when the file exists, when it ends in a
 known suffix, or when it has a folder or a suffix (so `scan.nii` is told its
 suffix is unknown, not that no dataset has that name).
+
+One suffix can mean different data to different families (a `.csv` is an
+expression table to the VAE, a multichannel signal to the recurrent
+families). A family whose data section sets `data.kind` (e.g. "series")
+gets the reader registered as "KIND:SUFFIX" (`series:.csv`) before the
+plain one. A path without a suffix whose companion file exists (a WFDB
+record `100` beside `100.hea`) is read through the companion's reader.
 """
 
 from __future__ import annotations
@@ -39,7 +48,10 @@ DATASETS: Registry[Loader] = Registry("dataset", hint="--data")
 # File suffix (lower case, with its dot: ".h5ad", ".csv") -> reader.
 FILE_FORMATS: Registry[FileReader] = Registry("file format", hint="--data PATH")
 
-TFDS_PREFIX = "tfds:"
+# Prefix (without its colon: "tfds") -> loader(rest of the name, data_config).
+PREFIXES: Registry[Callable[[str, Any], Dataset]] = Registry(
+    "data source prefix", hint="--data PREFIX:NAME")
+
 MEMORY_FRACTION = 0.5  # of physical memory that one dataset may take
 
 
@@ -50,30 +62,67 @@ def _ensure_builtin_loaders() -> None:
                               h5ad, medmnist, phantoms)
 
 
+@PREFIXES.register("tfds")
+def _tfds(rest: str, data_config) -> Dataset:
+  del rest  # the tfds loader reads the whole name from data_config
+  from medgen_jax.data import tfds as tfds_loader
+  return tfds_loader.load(data_config)
+
+
 def dataset_names() -> list[str]:
   _ensure_builtin_loaders()
-  return (DATASETS.names() + [TFDS_PREFIX + "NAME"]
+  return (DATASETS.names() + [p + ":NAME" for p in PREFIXES.names()]
           + ["PATH" + suffix for suffix in FILE_FORMATS.names()])
 
 
-def file_format(name: str) -> str | None:
-  """The longest FILE_FORMATS suffix that `name` ends in (any case), or None."""
+def _kind(data_config) -> str:
+  return str(data_config.get("kind", "") or "") if data_config else ""
+
+
+def _suffixes(kind: str) -> list[str]:
+  """The suffixes readable for a family of data kind `kind`."""
+  out = set()
+  for key in FILE_FORMATS.names():
+    k, _, suffix = key.rpartition(":")
+    if not k or k == kind:
+      out.add(suffix)
+  return sorted(out)
+
+
+def _reader(suffix: str, kind: str) -> FileReader:
+  qualified = f"{kind}:{suffix}"
+  return FILE_FORMATS.get(qualified if qualified in FILE_FORMATS else suffix)
+
+
+def file_format(name: str, kind: str = "") -> str | None:
+  """The longest suffix readable for `kind` that `name` ends in (any case)."""
   lower = name.lower()
-  known = [s for s in FILE_FORMATS.names() if lower.endswith(s)]
+  known = [s for s in _suffixes(kind) if lower.endswith(s)]
   return max(known, key=len) if known else None
 
 
-def _is_path(name: str) -> bool:
-  return (os.path.isfile(name) or file_format(name) is not None
+def _companion(path: pathlib.Path, kind: str) -> pathlib.Path | None:
+  """`path` + a readable suffix, when `path` itself does not exist but that
+  file does (a WFDB record named without its extension)."""
+  found = [pathlib.Path(str(path) + s) for s in _suffixes(kind)
+           if pathlib.Path(str(path) + s).is_file()]
+  return found[0] if len(found) == 1 else None
+
+
+def _is_path(name: str, kind: str = "") -> bool:
+  return (os.path.isfile(name) or file_format(name, kind) is not None
           or "/" in name or os.sep in name
           or bool(pathlib.PurePath(name).suffix))
 
 
 def _load_file(name: str, data_config) -> Dataset:
   """Reads the file `name` with the reader of its suffix."""
+  kind = _kind(data_config)
   path = pathlib.Path(name).expanduser()
-  suffix = file_format(name)
-  known = ", ".join(FILE_FORMATS.names())
+  if not path.exists() and (companion := _companion(path, kind)):
+    path, name = companion, str(companion)
+  suffix = file_format(name, kind)
+  known = ", ".join(_suffixes(kind))
   if not path.exists():
     raise DataError(
         f"{path}: no such file; --data takes a dataset name (`medgen "
@@ -85,21 +134,21 @@ def _load_file(name: str, data_config) -> Dataset:
     raise DataError(
         f"{path}: unknown file type {path.suffix or '(no suffix)'!r}; "
         f"--data PATH reads files ending in {known}")
-  return FILE_FORMATS.get(suffix)(path, data_config)
+  return _reader(suffix, kind)(path, data_config)
 
 
 def load_dataset(data_config) -> Dataset:
   """Loads the dataset named by `data_config.name` and runs check_dataset.
 
-  The name is a registered dataset, `tfds:NAME`, or a file path whose suffix
-  is in FILE_FORMATS.
+  The name is a registered dataset, `PREFIX:REST` of a registered prefix
+  (`tfds:NAME`), or a file path whose suffix is in FILE_FORMATS.
   """
   _ensure_builtin_loaders()
   name = str(data_config.name)
-  if name.startswith(TFDS_PREFIX):
-    from medgen_jax.data import tfds as tfds_loader
-    ds = tfds_loader.load(data_config)
-  elif name not in DATASETS and _is_path(name):
+  prefix, colon, rest = name.partition(":")
+  if colon and prefix in PREFIXES:
+    ds = PREFIXES.get(prefix)(rest, data_config)
+  elif name not in DATASETS and _is_path(name, _kind(data_config)):
     ds = _load_file(name, data_config)
   else:
     ds = DATASETS.get(name)(data_config)
