@@ -59,7 +59,7 @@ def _ensure_builtin_loaders() -> None:
   # Importing the modules runs their @DATASETS.register and
   # @FILE_FORMATS.register decorators.
   from medgen_jax.data import (csv_table, expression_datasets,  # noqa: F401
-                              h5ad, medmnist, phantoms)
+                              h5ad, medmnist, phantoms, series_sources)
 
 
 @PREFIXES.register("tfds")
@@ -71,8 +71,12 @@ def _tfds(rest: str, data_config) -> Dataset:
 
 def dataset_names() -> list[str]:
   _ensure_builtin_loaders()
+  files = []
+  for key in FILE_FORMATS.names():
+    kind, _, suffix = key.rpartition(":")
+    files.append(f"PATH{suffix}" + (f" ({kind} families)" if kind else ""))
   return (DATASETS.names() + [p + ":NAME" for p in PREFIXES.names()]
-          + ["PATH" + suffix for suffix in FILE_FORMATS.names()])
+          + files)
 
 
 def _kind(data_config) -> str:
