@@ -1,0 +1,47 @@
+"""Autoregressive recurrent models of multichannel physiological series.
+
+    medgen train rnn                                   # embedded sines (TimeGAN)
+    medgen train rnn --data ../shared/data/mitbih_100/100 --channels MLII \
+        --resample 125 --window 250 --head mdn
+    medgen train rnn --data ../shared/data/physionet_vitals/03700181 \
+        --channels MCL1,ABP --window 250
+    medgen train rnn --data vitals.csv --rate 125 --channels ECG,ABP
+
+p(y_t | y_<t) with a Gaussian or mixture-density head per step
+(objectives/sequence.py), a GRU or LSTM stack (models/recurrent.py),
+teacher-forced training on the masked per-step NLL, sampling and forecasting
+under `lax.scan` with a temperature. The data options are
+configs/series.py's; the `rnn` section is the family's.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from medgen_jax.configs.base import get_base_config
+from medgen_jax.configs.sequence import (add_derived_fields,
+                                         add_recurrent_fields)
+from medgen_jax.configs.series import add_series_data_options
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = get_base_config()
+  c.family = "rnn"
+  c.data.name = "sines"
+  add_series_data_options(c.data)
+
+  c.train.steps = 2000
+  c.train.batch_size = 64
+  c.train.log_every = 100
+  c.train.eval_every = 1000
+  c.train.checkpoint_every = 1000
+  c.train.num_samples = 256
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.grad_clip = 1.0   # recurrent nets: clip the global norm
+
+  r = c.rnn = ml_collections.ConfigDict()
+  add_recurrent_fields(r)
+  r.head = "gaussian"           # gaussian | mdn (objectives/sequence.py HEADS)
+  r.temperature = 1.0           # sampling: scales the predicted spread
+  add_derived_fields(r)
+  return c

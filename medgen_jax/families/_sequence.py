@@ -1,0 +1,225 @@
+"""What the recurrent families (rnn, rgan) share: resolving a run's config
+from a series dataset, batches, held-out windows, denormalisation, the
+sample-quality scores of every evaluation and the pictures of traces.
+
+Not a family itself (the leading underscore keeps it out of `medgen
+families`); `families/rnn` and `families/rgan` subclass `SeriesTask`.
+
+Series datasets (data/series.py) hold "x" float32 [n, time, channels]
+(normalised; masked steps 0.0), "mask" bool [n, time] and, for beat
+segments, "label" int32 [n]; their metadata carries the channel names,
+units, sampling rate and normalisation, which a run copies into its config.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+
+from medgen_jax import traces
+from medgen_jax.configs.base import check_int, check_real
+from medgen_jax.configs.sequence import DERIVED, validate_recurrent_fields
+from medgen_jax.configs.series import (SERIES_FLAGS,
+                                       validate_series_data_options)
+from medgen_jax.data.base import Dataset, Split
+from medgen_jax.data.pipeline import IndexSampler
+from medgen_jax.errors import ConfigError, DataError
+from medgen_jax.metrics import sequence as seq_metrics
+from medgen_jax.train.task import BaseTask, Flag, Option, Outputs
+
+TRACES_SHOWN = 4      # real and generated windows in each traces picture
+SCORE_SEED = 1234     # seed of the post-hoc classifier at each evaluation
+
+RECURRENT_FLAGS = (
+    ("--cell", "cell", "gru | lstm"),
+    ("--hidden", "hidden", "units per recurrent layer"),
+    ("--layers", "layers", "stacked recurrent layers"),
+    ("--condition", "condition", "label: condition on the beat class "
+     "(--segment beat)"),
+)
+
+
+def series_flags(section: str) -> tuple[Flag, ...]:
+  """The data flags of configs/series.py and the recurrent stack's flags."""
+  return (tuple(Flag(f, p, h) for f, p, h in SERIES_FLAGS)
+          + tuple(Flag(f, f"{section}.{field}", h)
+                  for f, field, h in RECURRENT_FLAGS))
+
+
+class SeriesTask(BaseTask):
+  """Shared behaviour of the recurrent families (see module docstring)."""
+
+  section: ClassVar[str] = ""
+  data_keys = ("x", "mask")
+  sample_options = (
+      Option("--label", int, "beat class to generate (runs trained with "
+             "--condition label)"),
+      Option("--length", int, "steps per generated series (default: the "
+             "training window)"),
+  )
+
+  @classmethod
+  def validate_config(cls, config) -> None:
+    validate_series_data_options(config.data)
+    validate_recurrent_fields(config[cls.section], cls.section)
+
+  # -- the config against the data ----------------------------------------------
+  def resolve(self, config, dataset: Dataset) -> None:
+    """Sets the section's derived fields from `dataset` (a new run)."""
+    s = config[self.section]
+    if dataset.modality != "series":
+      raise DataError(
+          f"{dataset.source}: dataset {dataset.name!r} holds {dataset.modality}"
+          f" data; `medgen train {self.section}` models series (a WFDB "
+          "record, a CSV of channels, or --data sines)")
+    md = dataset.metadata
+    _, window, channels = (int(d) for d in dataset.split("train")["x"].shape)
+    norm = md.get("normalization", {})
+    s.channels = channels
+    s.channel_names = tuple(str(c) for c in md.get(
+        "channels", [f"ch{i}" for i in range(channels)]))
+    s.units = tuple(str(u) for u in md.get("units", [""] * channels))
+    s.window = window
+    s.rate = float(md.get("rate", 1.0))
+    s.norm_kind = str(norm.get("kind", "none"))
+    s.norm_offset = tuple(float(v) for v in norm.get("offset", [0.0] * channels))
+    s.norm_scale = tuple(float(v) for v in norm.get("scale", [1.0] * channels))
+    if s.condition == "label":
+      if "label" not in dataset.keys:
+        raise ConfigError(
+            f"--condition label: dataset {dataset.name!r} has no beat labels; "
+            "use --segment beat with an annotated record, or drop --condition")
+      s.class_names = tuple(str(c) for c in dataset.class_names)
+      s.num_classes = len(s.class_names) or int(
+          dataset.split("train")["label"].max()) + 1
+    else:
+      s.num_classes, s.class_names = 0, ()
+
+  def check_resolved(self, config) -> None:
+    s = config[self.section]
+    missing = [k for k in DERIVED if s[k] is None]
+    if missing:
+      raise ConfigError(
+          f"{self.section}.{missing[0]} is not set; it is derived from the data "
+          "when a run starts, so build the task from a run's config.json or "
+          "with a dataset")
+
+  @property
+  def conditional(self) -> bool:
+    return bool(self.config[self.section].num_classes)
+
+  # -- batches ------------------------------------------------------------------
+  def to_batch(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    x = np.asarray(arrays["x"], np.float32)
+    out = {"x": x, "mask": np.asarray(arrays["mask"], bool)}
+    out["label"] = (np.asarray(arrays["label"], np.int32) if self.conditional
+                    else np.zeros((x.shape[0],), np.int32))
+    return out
+
+  def make_batch(self, split: Split, sampler: IndexSampler,
+                 step: int) -> dict[str, np.ndarray]:
+    return self.to_batch(split.take(sampler.indices(step)))
+
+  def held_out(self, dataset: Dataset) -> tuple[str, dict[str, np.ndarray]]:
+    """(split name, batch) of up to eval_examples held-out windows (val, else
+    test; the train split only when a dataset has nothing else, and then the
+    scores are named train_*)."""
+    name = next((n for n in ("val", "test") if n in dataset.splits), "train")
+    split = dataset.split(name)
+    n = min(len(split), self.config[self.section].eval_examples)
+    idx = np.sort(np.random.default_rng(0).permutation(len(split))[:n])
+    return name, self.to_batch(split.take(idx))
+
+  # -- units ----------------------------------------------------------------------
+  def denormalize(self, x: np.ndarray) -> np.ndarray:
+    """Normalised values [..., C] -> the record's units (mV, mmHg, ...)."""
+    s = self.config[self.section]
+    return (np.asarray(x, np.float32) * np.asarray(s.norm_scale, np.float32)
+            + np.asarray(s.norm_offset, np.float32))
+
+  def normalize(self, x: np.ndarray) -> np.ndarray:
+    s = self.config[self.section]
+    return ((np.asarray(x, np.float32) - np.asarray(s.norm_offset, np.float32))
+            / np.asarray(s.norm_scale, np.float32))
+
+  # -- sampling options -------------------------------------------------------------
+  def check_sample_options(self, options: Mapping[str, Any]) -> None:
+    label = options.get("label")
+    k = self.config[self.section].num_classes
+    if label is not None:
+      if not k:
+        raise ConfigError("--label needs a run trained with --condition label")
+      if not 0 <= label < k:
+        names = self.config[self.section].class_names
+        raise ConfigError(f"--label {label}: expected 0..{k - 1} "
+                          f"({', '.join(names)})")
+    if options.get("length") is not None:
+      check_int(options["length"], "--length", 2, 10**6)
+    if options.get("temperature") is not None:
+      check_real(options["temperature"], "--temperature", 0.0)
+
+  def sample_labels(self, n: int, options: Mapping[str, Any]) -> np.ndarray:
+    """The class of each of n samples: --label, else cycling over classes."""
+    k = self.config[self.section].num_classes
+    label = options.get("label")
+    if label is not None:
+      return np.full((n,), label, np.int32)
+    return (np.arange(n) % max(k, 1)).astype(np.int32)
+
+  def package(self, x_norm: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Generated normalised windows -> what `medgen sample` writes."""
+    x_norm = np.asarray(x_norm, np.float32)
+    out = {"x": self.denormalize(x_norm), "x_norm": x_norm,
+           "mask": np.ones(x_norm.shape[:2], bool)}
+    if self.conditional:
+      out["label"] = labels
+    return out
+
+  # -- evaluation -------------------------------------------------------------------
+  def sample_scores(self, real: Mapping[str, np.ndarray],
+                    fake: Mapping[str, np.ndarray], prefix: str) -> dict[str, float]:
+    """MMD, spectral distance and (if enabled) the discriminative score of
+    generated windows against held-out real ones (normalised units)."""
+    s = self.config[self.section]
+    rx, rm = real["x"], real["mask"]
+    fx, fm = fake["x_norm"], fake["mask"]
+    out = {f"{prefix}_mmd": float(seq_metrics.mmd(rx, fx, rm, fm))}
+    rate = float(s.rate)
+    _, rs = seq_metrics.power_spectra(rx, rm, rate)
+    _, fs = seq_metrics.power_spectra(fx, fm, rate)
+    out[f"{prefix}_spectral_distance"] = float(
+        seq_metrics.spectral_distance(rs, fs))
+    if s.eval_classifier_steps:
+      out[f"{prefix}_discriminative"] = float(seq_metrics.discriminative_score(
+          rx, rm, fx, fm, seed=SCORE_SEED, steps=s.eval_classifier_steps))
+    return out
+
+  def trace_picture(self, real_x: np.ndarray | None, real_mask: np.ndarray | None,
+                    fake_x: np.ndarray) -> np.ndarray:
+    """[1, H, W, 3] in [-1, 1]: real windows (if given) above generated."""
+    groups, masks = [], []
+    if real_x is not None:
+      groups.append(self.denormalize(real_x[:TRACES_SHOWN]))
+      masks.append(real_mask[:TRACES_SHOWN])
+    groups.append(self.denormalize(fake_x[:TRACES_SHOWN]))
+    masks.append(np.ones(fake_x[:TRACES_SHOWN].shape[:2], bool))
+    return traces.trace_panel(groups, masks)
+
+  def evaluate_samples(self, state, dataset: Dataset, key) -> Outputs:
+    """Generated windows against held-out real ones: scores and traces."""
+    name, real = self.held_out(dataset)
+    n = real["x"].shape[0]
+    fake = self.generate(state, key, n, {"length": real["x"].shape[1]})
+    out = Outputs(scalars={f"eval/{k}": v for k, v in
+                           self.sample_scores(real, fake, name).items()})
+    out.images["traces"] = self.trace_picture(real["x"], real["mask"],
+                                              fake["x_norm"])
+    out.arrays["samples"] = fake["x"][:TRACES_SHOWN * 4]   # record units
+    return out
+
+  def render(self, samples: Mapping[str, np.ndarray]) -> Outputs:
+    if "x" not in samples:
+      return Outputs()
+    x = self.normalize(samples["x"])
+    return Outputs(images={"traces": self.trace_picture(None, None, x)})

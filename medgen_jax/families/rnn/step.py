@@ -1,0 +1,139 @@
+"""The autoregressive family's pure functions: the teacher-forced train step
+on the generic update, held-out scores, and sampling / forecasting as one
+`jax.lax.scan` over time (no per-step Python).
+
+Batch (numpy, from SeriesTask.to_batch):
+  x: float32 [batch, time, channels] (normalised; 0 at masked steps)
+  mask: bool [batch, time]
+  label: int32 [batch] (zeros when the run is unconditional)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from medgen_jax.models.recurrent import Autoregressive
+from medgen_jax.objectives import sequence as seq
+from medgen_jax.train.update import GradientFn, LossOutput, update
+
+
+@dataclasses.dataclass(frozen=True)
+class RnnStepConfig:
+  """Static settings (hashable; part of the compiled programs)."""
+
+  model: Autoregressive
+  head: seq.Head
+  conditional: bool
+
+
+def _label(cfg: RnnStepConfig, batch):
+  return batch["label"] if cfg.conditional else None
+
+
+def make_loss_fn(cfg: RnnStepConfig):
+  """Per-example masked NLL (nats summed over each example's steps)."""
+
+  def loss_fn(params, batch, key) -> LossOutput:
+    del key
+    raw = cfg.model.apply({"params": params}, batch["x"], batch["mask"],
+                          _label(cfg, batch))
+    losses = seq.sequence_nll(cfg.head, raw, batch["x"], batch["mask"])
+    steps = jnp.maximum(batch["mask"].sum(), 1)
+    return LossOutput(losses, {"nll_per_step": losses.sum() / steps})
+
+  return loss_fn
+
+
+def make_train_step(cfg: RnnStepConfig, gradient_fn: GradientFn):
+  loss_fn = make_loss_fn(cfg)
+
+  def train_step(state, batch, key):
+    key = jax.random.fold_in(key, state.step)
+    state, info = update(state, loss_fn, batch, key, gradient_fn=gradient_fn)
+    return state, {"loss": info.loss, "grad_norm": info.grad_norm,
+                   **info.metrics}
+
+  return train_step
+
+
+def make_scores(cfg: RnnStepConfig):
+  """(params, batch) -> (summed NLL [b], unmasked steps [b])."""
+
+  def scores(params, batch):
+    raw = cfg.model.apply({"params": params}, batch["x"], batch["mask"],
+                          _label(cfg, batch))
+    nll = seq.sequence_nll(cfg.head, raw, batch["x"], batch["mask"])
+    return nll, batch["mask"].sum(-1)
+
+  return scores
+
+
+def _apply_step(cfg, params, carry, prev, seen, label):
+  return cfg.model.apply({"params": params}, carry, prev, seen, label,
+                         method=Autoregressive.step)
+
+
+def warm_up(cfg: RnnStepConfig, params, context, mask, label):
+  """Runs the model over observed context [b, t, c] (mask [b, t]) by scan;
+  returns (carry, prev, seen): the state after the context and the inputs of
+  the first step after it."""
+  b = context.shape[0]
+  carry = cfg.model.apply({"params": params}, b,
+                          method=Autoregressive.initial_carry)
+  prev, seen = Autoregressive.shift(context, mask)      # inputs of steps 0..t-1
+
+  def body(carry, inputs):
+    p, s = inputs
+    carry, _ = _apply_step(cfg, params, carry, p, s, label)
+    return carry, None
+
+  carry, _ = jax.lax.scan(body, carry, (jnp.swapaxes(prev, 0, 1),
+                                        jnp.swapaxes(seen, 0, 1)))
+  last = jnp.where(mask[:, -1:], context[:, -1], 0.0)
+  return carry, last, mask[:, -1:].astype(jnp.float32)
+
+
+def roll_out(cfg: RnnStepConfig, params, carry, prev, seen, key, steps: int,
+             label, temperature):
+  """Samples `steps` values, each fed back as the next input: [b, steps, c].
+  Step t draws with key fold_in(key, t)."""
+
+  def body(state, t):
+    carry, prev, seen = state
+    carry, raw = _apply_step(cfg, params, carry, prev, seen, label)
+    y = cfg.head.sample(jax.random.fold_in(key, t), raw, temperature)
+    return (carry, y, jnp.ones_like(seen)), y
+
+  _, ys = jax.lax.scan(body, (carry, prev, seen), jnp.arange(steps))
+  return jnp.swapaxes(ys, 0, 1)
+
+
+def make_sample(cfg: RnnStepConfig, channels: int):
+  """(params, key, label [n], temperature, n, steps) -> [n, steps, c]."""
+
+  def sample(params, key, label, temperature, n: int, steps: int):
+    carry = cfg.model.apply({"params": params}, n,
+                            method=Autoregressive.initial_carry)
+    prev = jnp.zeros((n, channels), jnp.float32)
+    seen = jnp.zeros((n, 1), jnp.float32)
+    lab = label if cfg.conditional else None
+    return roll_out(cfg, params, carry, prev, seen, key, steps, lab,
+                    temperature)
+
+  return sample
+
+
+def make_forecast(cfg: RnnStepConfig):
+  """(params, key, context [b, t, c], mask [b, t], label, temperature,
+  horizon) -> [b, horizon, c] continuing each context."""
+
+  def forecast(params, key, context, mask, label, temperature, horizon: int):
+    lab = label if cfg.conditional else None
+    carry, prev, seen = warm_up(cfg, params, context, mask, lab)
+    return roll_out(cfg, params, carry, prev, seen, key, horizon, lab,
+                    temperature)
+
+  return forecast
