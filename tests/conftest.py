@@ -85,3 +85,24 @@ def tiny_gan_run(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("tiny_gan") / "run"
   return {"out": train_and_evaluate(tiny_gan_config(), workdir),
           "workdir": workdir}
+
+
+@pytest.fixture
+def medgen(capsys):
+  """Runs the `medgen` CLI in-process: medgen([...]) -> (code, stdout, stderr)."""
+  from medgen_jax import cli
+
+  def run(args):
+    code = cli.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+  return run
+
+
+@pytest.fixture(scope="session")
+def leaves():
+  """A state's leaves as numpy arrays, to compare two states bit for bit."""
+  import jax
+  import numpy as np
+  return lambda state: [np.asarray(x) for x in jax.tree.leaves(state)]

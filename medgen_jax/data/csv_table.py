@@ -21,7 +21,6 @@ every other expression source.
 
 from __future__ import annotations
 
-import csv
 import fnmatch
 import logging
 import pathlib
@@ -31,54 +30,20 @@ import numpy as np
 
 from medgen_jax.configs.expression import flag_text
 from medgen_jax.data.base import Dataset
+from medgen_jax.data.csv_rows import read_csv_rows
 from medgen_jax.data.expression import (KEY_FIELDS, assemble, need_kind,
                                         read_options)
-from medgen_jax.data.expression_table import (Table, as_number, is_missing,
-                                              one_line)
-from medgen_jax.data.registry import (FILE_FORMATS, format_bytes,
-                                      memory_limit_bytes)
+from medgen_jax.data.expression_table import Table, as_number, is_missing
+from medgen_jax.data.registry import FILE_FORMATS
 from medgen_jax.errors import ConfigError, DataError
 
 logger = logging.getLogger("medgen_jax")
 
-# Peak memory of reading a CSV per byte of its text (Python strings for every
-# cell): 12.6 measured with tracemalloc on Golub's train file, rounded up.
-_CSV_MEMORY_PER_FILE_BYTE = 16
-
-
 def _read_rows(path: pathlib.Path) -> tuple[list[str], list[list[str]],
                                              list[int]]:
-  """(header, rows, line numbers) of a CSV; blank lines are skipped."""
-  if not path.is_file():
-    raise DataError(f"{path}: no such file")
-  limit = memory_limit_bytes()
-  need = path.stat().st_size * _CSV_MEMORY_PER_FILE_BYTE
-  if limit is not None and need > limit:
-    raise DataError(
-        f"{path}: reading this CSV takes about {format_bytes(need)}, more than "
-        f"the {format_bytes(limit)} this machine allows for one dataset; "
-        "convert it to .h5ad (anndata) or use a machine with more memory")
-  rows, lines = [], []
-  try:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-      reader = csv.reader(f)
-      header = next(reader, None)
-      for row in reader:
-        if any(cell.strip() for cell in row):
-          rows.append(row)
-          lines.append(reader.line_num)
-  except (OSError, UnicodeDecodeError, csv.Error) as e:
-    raise DataError(f"{path} is not a readable CSV file ({one_line(e)}); "
-                    "expected UTF-8 text with comma-separated values") from None
-  if not header or not rows:
-    raise DataError(f"{path} has {'no header' if not header else 'no rows'}; "
-                    "expected a header line and one line per gene or sample")
-  for row, line in zip(rows, lines):
-    if len(row) != len(header):
-      raise DataError(f"{path}: line {line} has {len(row)} fields but the "
-                      f"header has {len(header)}; every line needs one field "
-                      "per column")
-  return [h.strip() for h in header], rows, lines
+  return read_csv_rows(
+      path, too_big_hint="convert it to .h5ad (anndata) or use a machine "
+      "with more memory", expected="one line per gene or sample")
 
 
 def _parse_column(cells: Sequence[str]) -> np.ndarray | None:

@@ -30,7 +30,6 @@ given by the caller (--rate).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 import math
@@ -42,7 +41,7 @@ import numpy as np
 
 from medgen_jax.configs.series import flag_text
 from medgen_jax.data.expression_table import as_number, is_missing, one_line
-from medgen_jax.data.registry import format_bytes, memory_limit_bytes
+from medgen_jax.data.csv_rows import read_csv_rows
 from medgen_jax.errors import DataError
 
 logger = logging.getLogger("medgen_jax")
@@ -58,8 +57,6 @@ EVEN_TOLERANCE = 0.01  # relative deviation allowed between CSV time steps
 _NOT_ANNOTATIONS = frozenset(
     ("hea", "dat", "mat", "edf", "csv", "txt", "md", "json", "xml", "png",
      "jpg", "pdf", "html", "gz", "zip", "npz", "npy", "h5ad", "py"))
-# Peak memory of reading a CSV per byte of its text (Python strings per cell).
-_CSV_MEMORY_PER_FILE_BYTE = 16
 _UNIT = re.compile(r"^(.*?)\s*[\(\[]([^()\[\]]*)[\)\]]$")  # "ABP (mmHg)"
 
 
@@ -340,38 +337,10 @@ def read_wfdb(path, annotation: str = "") -> Recording:
 
 def _csv_rows(path: pathlib.Path) -> tuple[list[str], list[list[str]],
                                             list[int]]:
-  """(header, rows, line numbers); blank lines skipped."""
-  if not path.is_file():
-    raise DataError(f"{path}: no such file")
-  limit = memory_limit_bytes()
-  need = path.stat().st_size * _CSV_MEMORY_PER_FILE_BYTE
-  if limit is not None and need > limit:
-    raise DataError(
-        f"{path}: reading this CSV takes about {format_bytes(need)}, more than "
-        f"the {format_bytes(limit)} this machine allows for one dataset; "
-        "convert it to a WFDB record (wfdb.wrsamp) or split it")
-  rows, lines = [], []
-  try:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-      reader = csv.reader(f)
-      header = next(reader, None)
-      for row in reader:
-        if any(cell.strip() for cell in row):
-          rows.append(row)
-          lines.append(reader.line_num)
-  except (OSError, UnicodeDecodeError, csv.Error) as e:
-    raise DataError(f"{path} is not a readable CSV file ({one_line(e)}); "
-                    "expected UTF-8 text with comma-separated values") from None
-  if not header or not any(h.strip() for h in header) or not rows:
-    raise DataError(
-        f"{path} has {'no header' if not header else 'no rows'}; expected a "
-        "header row of channel names and one row per sample")
-  for row, line in zip(rows, lines):
-    if len(row) != len(header):
-      raise DataError(f"{path}: line {line} has {len(row)} fields but the "
-                      f"header has {len(header)}; every line needs one field "
-                      "per column")
-  return [h.strip() for h in header], rows, lines
+  return read_csv_rows(
+      path, too_big_hint="convert it to a WFDB record (wfdb.wrsamp) or "
+      "split it", expected="one row per sample under a header row of channel "
+      "names")
 
 
 def _csv_column(path, name: str, cells: Sequence[str],

@@ -22,15 +22,6 @@ ARGS = ["--hidden", "16", "--layers", "1", "--batch-size", "32",
         "--num-devices", "1"]
 
 
-def run_cli(args, capsys):
-  code = cli.main([str(a) for a in args])
-  captured = capsys.readouterr()
-  return code, captured.out, captured.err
-
-
-def _leaves(state):
-  return [np.asarray(x) for x in jax.tree.leaves(state)]
-
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
@@ -65,28 +56,28 @@ def test_generator_moves_towards_the_data(trained):
   assert (trained / "traces" / f"step_{STEPS:07d}.png").is_file()
 
 
-def test_resume_equals_uninterrupted(trained, tmp_path, capsys):
+def test_resume_equals_uninterrupted(trained, tmp_path, medgen, leaves):
   split = tmp_path / "split"
-  code, _, err = run_cli(["train", "rgan", "--steps", "100", "--workdir",
-                          split] + ARGS, capsys)
+  code, _, err = medgen(["train", "rgan", "--steps", "100", "--workdir",
+                          split] + ARGS)
   assert code == 0, err
-  code, _, err = run_cli(["train", "--workdir", split, "--resume", "--steps",
-                          str(STEPS)], capsys)
+  code, _, err = medgen(["train", "--workdir", split, "--resume", "--steps",
+                          str(STEPS)])
   assert code == 0, err
-  chex.assert_trees_all_equal(_leaves(load_run(split).state),
-                              _leaves(load_run(trained).state))
+  chex.assert_trees_all_equal(leaves(load_run(split).state),
+                              leaves(load_run(trained).state))
 
 
-def test_sample_and_bad_flags(trained, tmp_path, capsys):
+def test_sample_and_bad_flags(trained, tmp_path, medgen):
   out = tmp_path / "s.npz"
-  code, _, err = run_cli(["sample", "--workdir", trained, "--n", "6",
-                          "--length", "30", "--out", out], capsys)
+  code, _, err = medgen(["sample", "--workdir", trained, "--n", "6",
+                          "--length", "30", "--out", out])
   assert code == 0, err
   with np.load(out) as f:
     assert f["x"].shape == (6, 30, 5) and f["mask"].all()
-  code, _, err = run_cli(["train", "rgan", "--loss", "wgan-gp", "--workdir",
-                          tmp_path / "w"], capsys)
+  code, _, err = medgen(["train", "rgan", "--loss", "wgan-gp", "--workdir",
+                          tmp_path / "w"])
   assert code == 2 and "nonsaturating" in err and "Traceback" not in err
-  code, _, err = run_cli(["sample", "--workdir", trained, "--length", "1",
-                          "--out", out], capsys)
+  code, _, err = medgen(["sample", "--workdir", trained, "--length", "1",
+                          "--out", out])
   assert code == 2 and "--length" in err

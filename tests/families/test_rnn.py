@@ -19,15 +19,6 @@ ARGS = ["--hidden", "16", "--layers", "1", "--batch-size", "32",
         "--set", "train.num_samples=16", "--no-progress"]
 
 
-def run_cli(args, capsys):
-  code = cli.main([str(a) for a in args])
-  captured = capsys.readouterr()
-  return code, captured.out, captured.err
-
-
-def _leaves(state):
-  return [np.asarray(x) for x in jax.tree.leaves(state)]
-
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
@@ -62,23 +53,23 @@ def test_it_learns_to_forecast_sines(trained):
   assert run.config.rnn.channels == 5 and run.config.rnn.window == 24
 
 
-def test_resume_equals_uninterrupted(trained, tmp_path, capsys):
+def test_resume_equals_uninterrupted(trained, tmp_path, medgen, leaves):
   split = tmp_path / "split"
-  code, _, err = run_cli(["train", "rnn", "--steps", "150", "--workdir", split]
-                         + ARGS, capsys)
+  code, _, err = medgen(["train", "rnn", "--steps", "150", "--workdir", split]
+                         + ARGS)
   assert code == 0, err
-  code, _, err = run_cli(["train", "--workdir", split, "--resume", "--steps",
-                          str(STEPS)], capsys)
+  code, _, err = medgen(["train", "--workdir", split, "--resume", "--steps",
+                          str(STEPS)])
   assert code == 0, err
-  chex.assert_trees_all_equal(_leaves(load_run(split).state),
-                              _leaves(load_run(trained).state))
+  chex.assert_trees_all_equal(leaves(load_run(split).state),
+                              leaves(load_run(trained).state))
 
 
-def test_sample_writes_series_and_traces(trained, tmp_path, capsys):
+def test_sample_writes_series_and_traces(trained, tmp_path, medgen):
   out = tmp_path / "s.npz"
-  code, _, err = run_cli(["sample", "--workdir", trained, "--n", "10",
+  code, _, err = medgen(["sample", "--workdir", trained, "--n", "10",
                           "--length", "40", "--temperature", "0.5", "--out",
-                          out], capsys)
+                          out])
   assert code == 0, err
   with np.load(out) as f:
     x, x_norm, mask = f["x"], f["x_norm"], f["mask"]
@@ -88,42 +79,42 @@ def test_sample_writes_series_and_traces(trained, tmp_path, capsys):
   # sines live in [0, 1]; samples of a trained model stay near that range
   assert -0.5 < x.min() and x.max() < 1.5
   png = tmp_path / "s.png"
-  code, _, err = run_cli(["sample", "--workdir", trained, "--n", "4", "--out",
-                          png], capsys)
+  code, _, err = medgen(["sample", "--workdir", trained, "--n", "4", "--out",
+                          png])
   assert code == 0 and png.stat().st_size > 0, err
-  code, _, err = run_cli(["sample", "--workdir", trained, "--label", "1",
-                          "--out", out], capsys)
+  code, _, err = medgen(["sample", "--workdir", trained, "--label", "1",
+                          "--out", out])
   assert code == 2 and "--condition label" in err and "Traceback" not in err
 
 
-def test_family_flags_and_bad_values(tmp_path, capsys):
-  code, out, _ = run_cli(["train", "rnn", "--help"], capsys)
+def test_family_flags_and_bad_values(tmp_path, medgen):
+  code, out, _ = medgen(["train", "rnn", "--help"])
   assert code == 0
   for flag in ("--channels", "--window", "--head", "--cell", "--resample"):
     assert flag in out
-  code, _, err = run_cli(["train", "rnn", "--cell", "transformer",
-                          "--workdir", tmp_path / "w"], capsys)
+  code, _, err = medgen(["train", "rnn", "--cell", "transformer",
+                          "--workdir", tmp_path / "w"])
   assert code == 2 and "--cell" in err and not (tmp_path / "w").exists()
-  code, _, err = run_cli(["train", "rnn", "--head", "poisson",
-                          "--workdir", tmp_path / "w"], capsys)
+  code, _, err = medgen(["train", "rnn", "--head", "poisson",
+                          "--workdir", tmp_path / "w"])
   assert code == 2 and "gaussian" in err
-  code, _, err = run_cli(["train", "rnn", "--data", "phantoms",
-                          "--workdir", tmp_path / "w"], capsys)
+  code, _, err = medgen(["train", "rnn", "--data", "phantoms",
+                          "--workdir", tmp_path / "w"])
   assert code != 0 and "image family" in err and "Traceback" not in err
 
 
-def test_trains_on_a_real_record_with_gaps(shared_data_dir, tmp_path, capsys):
+def test_trains_on_a_real_record_with_gaps(shared_data_dir, tmp_path, medgen):
   """03700181 has NaN samples in its record: they become masked steps, the
   loss stays finite, and the run keeps the ABP statistics in mmHg."""
   record = shared_data_dir / "physionet_vitals" / "03700181"
   work = tmp_path / "abp"
-  code, _, err = run_cli(["train", "rnn", "--data", record, "--channels",
+  code, _, err = medgen(["train", "rnn", "--data", record, "--channels",
                           "ABP", "--window", "125", "--steps", "20",
                           "--hidden", "8", "--layers", "1", "--head", "mdn",
                           "--eval-every", "20", "--set",
                           "rnn.eval_classifier_steps=0", "--set",
                           "rnn.eval_examples=16", "--no-progress",
-                          "--num-devices", "1", "--workdir", work], capsys)
+                          "--num-devices", "1", "--workdir", work])
   assert code == 0, err
   config = json.loads((work / "config.json").read_text())
   r = config["rnn"]
@@ -137,24 +128,24 @@ def test_trains_on_a_real_record_with_gaps(shared_data_dir, tmp_path, capsys):
 
 
 def test_beat_segments_condition_on_the_beat_class(shared_data_dir, tmp_path,
-                                                  capsys):
+                                                  medgen):
   record = shared_data_dir / "mitbih_100" / "100"
   work = tmp_path / "beats"
-  code, _, err = run_cli(["train", "rnn", "--data", record, "--channels",
+  code, _, err = medgen(["train", "rnn", "--data", record, "--channels",
                           "MLII", "--segment", "beat", "--resample", "90",
                           "--condition", "label", "--steps", "10", "--hidden",
                           "8", "--layers", "1", "--eval-every", "10", "--set",
                           "rnn.eval_classifier_steps=0", "--set",
                           "rnn.eval_examples=16", "--no-progress",
-                          "--num-devices", "1", "--workdir", work], capsys)
+                          "--num-devices", "1", "--workdir", work])
   assert code == 0, err
   run = load_run(work)
   names = run.config.rnn.class_names
   assert names[0] == "N" and "A" in names
   out = tmp_path / "a.npz"
   a = names.index("A")
-  code, _, err = run_cli(["sample", "--workdir", work, "--n", "3", "--label",
-                          a, "--out", out], capsys)
+  code, _, err = medgen(["sample", "--workdir", work, "--n", "3", "--label",
+                          a, "--out", out])
   assert code == 0, err
   with np.load(out) as f:
     assert (f["label"] == a).all() and f["x"].shape[1] == run.config.rnn.window
