@@ -127,3 +127,13 @@ def validate_base(config) -> None:
         "privacy.enabled=True: differentially private training (DP-SGD) is "
         "not implemented yet; the privacy section is reserved for it. Train "
         "without --set privacy.enabled=true")
+
+
+def data_flag_text(flags, field: str, value: str = "...") -> str:
+  """How a user sets data.`field`, for messages: "--window 250" when one of
+  `flags` ((flag, "data.field", help) triples) sets it, else
+  "--set data.FIELD=..."."""
+  for name, path, _ in flags:
+    if path == f"data.{field}":
+      return f"{name} {value}"
+  return f"--set data.{field}={value}"

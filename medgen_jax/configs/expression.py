@@ -21,7 +21,7 @@ import re
 import ml_collections
 from ml_collections import config_dict
 
-from medgen_jax.configs.base import check_int, check_real
+from medgen_jax.configs.base import check_int, check_real, data_flag_text
 from medgen_jax.errors import ConfigError
 
 MATRIX_KINDS = ("counts", "log_normalized", "scaled")
@@ -47,10 +47,7 @@ _MATRIX = re.compile(r"^(X|raw|layers/.+)$")
 def flag_text(field: str, value: str = "...") -> str:
   """How a user sets data.`field`: "--matrix-kind counts" or
   "--set data.csv_labels=..." when the field has no flag of its own."""
-  for name, path, _ in EXPRESSION_FLAGS:
-    if path == f"data.{field}":
-      return f"{name} {value}"
-  return f"--set data.{field}={value}"
+  return data_flag_text(EXPRESSION_FLAGS, field, value)
 
 
 def add_expression_data_options(data: ml_collections.ConfigDict) -> None:

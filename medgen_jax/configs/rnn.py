@@ -20,24 +20,17 @@ import ml_collections
 
 from medgen_jax.configs.base import get_base_config
 from medgen_jax.configs.sequence import (add_derived_fields,
-                                         add_recurrent_fields)
+                                         add_recurrent_fields,
+                                         set_training_defaults)
 from medgen_jax.configs.series import add_series_data_options
 
 
 def get_config() -> ml_collections.ConfigDict:
   c = get_base_config()
   c.family = "rnn"
-  c.data.name = "sines"
   add_series_data_options(c.data)
-
+  set_training_defaults(c)
   c.train.steps = 2000
-  c.train.batch_size = 64
-  c.train.log_every = 100
-  c.train.eval_every = 1000
-  c.train.checkpoint_every = 1000
-  c.train.num_samples = 256
-  c.optimizer.learning_rate = 1e-3
-  c.optimizer.grad_clip = 1.0   # recurrent nets: clip the global norm
 
   r = c.rnn = ml_collections.ConfigDict()
   add_recurrent_fields(r)

@@ -22,6 +22,18 @@ DERIVED = ("channels", "channel_names", "units", "window", "rate",
            "norm_scale")
 
 
+def set_training_defaults(c: ml_collections.ConfigDict) -> None:
+  """The train and optimizer defaults both recurrent families start from."""
+  c.data.name = "sines"
+  c.train.batch_size = 64
+  c.train.log_every = 100
+  c.train.eval_every = 1000
+  c.train.checkpoint_every = 1000
+  c.train.num_samples = 256
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.grad_clip = 1.0   # recurrent nets: clip the global norm
+
+
 def add_recurrent_fields(s: ml_collections.ConfigDict) -> None:
   s.cell = "gru"                # gru | lstm
   s.hidden = 64                 # units per recurrent layer

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from medgen_jax.configs.base import check_int, check_real
+from medgen_jax.configs.base import check_int, check_real, data_flag_text
 from medgen_jax.errors import ConfigError
 
 SEGMENTS = ("window", "beat")
@@ -69,10 +69,7 @@ SERIES_FLAGS = (
 def flag_text(field: str, value: str = "...") -> str:
   """How a user sets data.`field`: "--window 250", or "--set data.FIELD=..."
   when the field has no flag of its own."""
-  for name, path, _ in SERIES_FLAGS:
-    if path == f"data.{field}":
-      return f"{name} {value}"
-  return f"--set data.{field}={value}"
+  return data_flag_text(SERIES_FLAGS, field, value)
 
 
 def add_series_data_options(data: ml_collections.ConfigDict) -> None:
