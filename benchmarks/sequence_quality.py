@@ -86,7 +86,7 @@ def specs(data_dir: pathlib.Path, quick: bool) -> dict[str, Spec]:
           {"name": str(data_dir / "mitbih_100" / "100"), "channels": "MLII",
            "resample": 100.0, "window": 200, "stride": 100,
            "val_fraction": 0.1, "test_fraction": 0.2},
-          steps=s(3000), batch_size=64, hidden=64, layers=2,
+          steps=s(2000), batch_size=64, hidden=64, layers=2,
           disc_steps=s(1000), pred_steps=s(2000), pred_output="linear",
           ecg_channel=0),
       "ecg_abp_03700181": Spec(
@@ -94,7 +94,7 @@ def specs(data_dir: pathlib.Path, quick: bool) -> dict[str, Spec]:
           {"name": str(data_dir / "physionet_vitals" / "03700181"),
            "channels": "MCL1,ABP", "resample": 62.5, "window": 125,
            "stride": 32, "val_fraction": 0.1, "test_fraction": 0.2},
-          steps=s(3000), batch_size=64, hidden=64, layers=2,
+          steps=s(2000), batch_size=64, hidden=64, layers=2,
           disc_steps=s(1000), pred_steps=s(2000), pred_output="linear",
           ecg_channel=0),
   }

@@ -36,5 +36,9 @@ def get_config() -> ml_collections.ConfigDict:
   add_recurrent_fields(r)
   r.head = "gaussian"           # gaussian | mdn (objectives/sequence.py HEADS)
   r.temperature = 1.0           # sampling: scales the predicted spread
+  r.input_noise = 0.02          # std of Gaussian noise on the teacher-forced
+                                # inputs (targets stay clean): a model that has
+                                # seen slightly-off inputs drifts less when it
+                                # feeds back its own samples
   add_derived_fields(r)
   return c

@@ -133,37 +133,44 @@ class Autoregressive(nn.Module):
     self.out = nn.Dense(self.num_params)
 
   @staticmethod
-  def shift(y: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+  def shift(y: jax.Array, mask: jax.Array
+            ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Teacher-forcing inputs: (y_{t-1} [b, t, c] with 0 at t = 0 and at
-    masked steps, observed_{t-1} [b, t, 1])."""
+    masked steps, observed_{t-1} [b, t, 1], start [b, t, 1] = 1 at t = 0).
+
+    The start flag gives the first step its own input weights: without it
+    p(y_0) is learned only through weights that every later step pulls on,
+    and the many confident later steps drown it."""
     y = jnp.where(mask[..., None], y, 0.0)
     prev = jnp.pad(y, ((0, 0), (1, 0), (0, 0)))[:, :-1]
     seen = jnp.pad(mask.astype(jnp.float32), ((0, 0), (1, 0)))[:, :-1]
-    return prev, seen[..., None]
+    start = jnp.zeros_like(seen).at[:, 0].set(1.0)
+    return prev, seen[..., None], start[..., None]
 
-  def inputs(self, prev, seen, label, covariates):
+  def inputs(self, prev, seen, start, label, covariates):
     cond = self.condition(label, covariates, prev.shape[0])
-    return _with_condition(jnp.concatenate([prev, seen], -1), cond)
+    return _with_condition(jnp.concatenate([prev, seen, start], -1), cond)
 
   def __call__(self, y: jax.Array, mask: jax.Array,
                label: jax.Array | None = None,
                covariates: jax.Array | None = None) -> jax.Array:
     """Teacher-forced head parameters: y [b, t, c], mask [b, t] ->
     [b, t, num_params], where step t sees y_<t only."""
-    prev, seen = self.shift(y, mask)
-    h = self.stack(self.inputs(prev, seen, label, covariates))
+    prev, seen, start = self.shift(y, mask)
+    h = self.stack(self.inputs(prev, seen, start, label, covariates))
     return self.out(h)
 
   def initial_carry(self, batch: int):
     return self.stack.initial_carry(batch)
 
-  def step(self, carry, prev: jax.Array, seen: jax.Array,
+  def step(self, carry, prev: jax.Array, seen: jax.Array, start: jax.Array,
            label: jax.Array | None = None,
            covariates: jax.Array | None = None):
-    """One step: prev [b, c] values of step t-1, seen [b, 1] -> (carry, head
-    parameters [b, num_params] of step t)."""
-    carry, h = self.stack.step(carry,
-                               self.inputs(prev, seen, label, covariates))
+    """One step: prev [b, c] values of step t-1, seen [b, 1], start [b, 1]
+    (1 at a series' first step) -> (carry, head parameters [b, num_params]
+    of step t)."""
+    carry, h = self.stack.step(
+        carry, self.inputs(prev, seen, start, label, covariates))
     return carry, self.out(h)
 
 

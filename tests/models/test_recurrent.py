@@ -56,8 +56,9 @@ def _reference_sample(cfg, params, key, label, temperature, n, steps, c):
                           method=recurrent.Autoregressive.initial_carry)
   prev, seen, ys = jnp.zeros((n, c)), jnp.zeros((n, 1)), []
   for t in range(steps):
-    carry, raw = cfg.model.apply({"params": params}, carry, prev, seen, label,
-                                 method=recurrent.Autoregressive.step)
+    start = jnp.full((n, 1), 1.0 if t == 0 else 0.0)
+    carry, raw = cfg.model.apply({"params": params}, carry, prev, seen, start,
+                                 label, method=recurrent.Autoregressive.step)
     prev = cfg.head.sample(jax.random.fold_in(key, t), raw, temperature)
     seen = jnp.ones((n, 1))
     ys.append(prev)

@@ -27,6 +27,7 @@ class RnnStepConfig:
   model: Autoregressive
   head: seq.Head
   conditional: bool
+  input_noise: float = 0.0
 
 
 def _label(cfg: RnnStepConfig, batch):
@@ -37,8 +38,10 @@ def make_loss_fn(cfg: RnnStepConfig):
   """Per-example masked NLL (nats summed over each example's steps)."""
 
   def loss_fn(params, batch, key) -> LossOutput:
-    del key
-    raw = cfg.model.apply({"params": params}, batch["x"], batch["mask"],
+    inputs = batch["x"]
+    if cfg.input_noise:  # noisy inputs, clean targets
+      inputs = inputs + cfg.input_noise * jax.random.normal(key, inputs.shape)
+    raw = cfg.model.apply({"params": params}, inputs, batch["mask"],
                           _label(cfg, batch))
     losses = seq.sequence_nll(cfg.head, raw, batch["x"], batch["mask"])
     steps = jnp.maximum(batch["mask"].sum(), 1)
@@ -71,8 +74,8 @@ def make_scores(cfg: RnnStepConfig):
   return scores
 
 
-def _apply_step(cfg, params, carry, prev, seen, label):
-  return cfg.model.apply({"params": params}, carry, prev, seen, label,
+def _apply_step(cfg, params, carry, prev, seen, start, label):
+  return cfg.model.apply({"params": params}, carry, prev, seen, start, label,
                          method=Autoregressive.step)
 
 
@@ -83,27 +86,28 @@ def warm_up(cfg: RnnStepConfig, params, context, mask, label):
   b = context.shape[0]
   carry = cfg.model.apply({"params": params}, b,
                           method=Autoregressive.initial_carry)
-  prev, seen = Autoregressive.shift(context, mask)      # inputs of steps 0..t-1
+  inputs = Autoregressive.shift(context, mask)   # (prev, seen, start) of 0..t-1
 
-  def body(carry, inputs):
-    p, s = inputs
-    carry, _ = _apply_step(cfg, params, carry, p, s, label)
+  def body(carry, step_inputs):
+    carry, _ = _apply_step(cfg, params, carry, *step_inputs, label)
     return carry, None
 
-  carry, _ = jax.lax.scan(body, carry, (jnp.swapaxes(prev, 0, 1),
-                                        jnp.swapaxes(seen, 0, 1)))
+  carry, _ = jax.lax.scan(body, carry,
+                          tuple(jnp.swapaxes(a, 0, 1) for a in inputs))
   last = jnp.where(mask[:, -1:], context[:, -1], 0.0)
   return carry, last, mask[:, -1:].astype(jnp.float32)
 
 
 def roll_out(cfg: RnnStepConfig, params, carry, prev, seen, key, steps: int,
-             label, temperature):
+             label, temperature, *, from_start: bool = False):
   """Samples `steps` values, each fed back as the next input: [b, steps, c].
-  Step t draws with key fold_in(key, t)."""
+  Step t draws with key fold_in(key, t). `from_start`: the first sampled
+  step is the series' first (no context before it)."""
 
   def body(state, t):
     carry, prev, seen = state
-    carry, raw = _apply_step(cfg, params, carry, prev, seen, label)
+    start = jnp.full_like(seen, from_start) * (t == 0)
+    carry, raw = _apply_step(cfg, params, carry, prev, seen, start, label)
     y = cfg.head.sample(jax.random.fold_in(key, t), raw, temperature)
     return (carry, y, jnp.ones_like(seen)), y
 
@@ -121,7 +125,7 @@ def make_sample(cfg: RnnStepConfig, channels: int):
     seen = jnp.zeros((n, 1), jnp.float32)
     lab = label if cfg.conditional else None
     return roll_out(cfg, params, carry, prev, seen, key, steps, lab,
-                    temperature)
+                    temperature, from_start=True)
 
   return sample
 

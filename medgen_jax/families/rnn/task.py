@@ -33,6 +33,8 @@ class RnnTask(SeriesTask):
       Flag("--head", "rnn.head", "gaussian | mdn: the distribution per step"),
       Flag("--temperature", "rnn.temperature",
            "sampling temperature (scales the predicted spread)"),
+      Flag("--input-noise", "rnn.input_noise",
+           "std of noise added to teacher-forced inputs (normalised units)"),
   )
   sample_options = SeriesTask.sample_options + (
       Option("--temperature", float, "scales the predicted spread (0: the "
@@ -44,6 +46,7 @@ class RnnTask(SeriesTask):
     super().validate_config(config)
     HEADS.get(config.rnn.head)
     check_real(config.rnn.temperature, "rnn.temperature (--temperature)", 0.0)
+    check_real(config.rnn.input_noise, "rnn.input_noise (--input-noise)", 0.0)
 
   def __init__(self, config, dataset: Dataset | None = None):
     if dataset is not None:
@@ -56,7 +59,8 @@ class RnnTask(SeriesTask):
         num_params=self.head.num_params(r.channels), cell=r.cell,
         hidden=r.hidden, layers=r.layers, num_classes=r.num_classes)
     self.cfg = rnn_step.RnnStepConfig(self.model, self.head,
-                                      conditional=bool(r.num_classes))
+                                      conditional=bool(r.num_classes),
+                                      input_noise=float(r.input_noise))
     self.train_step = rnn_step.make_train_step(self.cfg,
                                                make_gradient_fn(config))
     self._scores = jax.jit(rnn_step.make_scores(self.cfg))
