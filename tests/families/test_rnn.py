@@ -76,8 +76,9 @@ def test_sample_writes_series_and_traces(trained, tmp_path, medgen):
   assert x.shape == x_norm.shape == (10, 40, 5) and mask.all()
   run = load_run(trained)
   np.testing.assert_allclose(x, run.task.denormalize(x_norm), rtol=1e-6)
-  # sines live in [0, 1]; samples of a trained model stay near that range
-  assert -0.5 < x.min() and x.max() < 1.5
+  # sines live in [0.5, 1] (median 0.75); a trained model's samples over
+  # the training window sit there too (an untrained one's sit near 0)
+  assert 0.5 < np.median(x[:, :24]) < 1.0, np.median(x[:, :24])
   png = tmp_path / "s.png"
   code, _, err = medgen(["sample", "--workdir", trained, "--n", "4", "--out",
                           png])
