@@ -19,7 +19,8 @@ from medgen_jax.errors import ConfigError
 CELL_TYPES = ("gru", "lstm")
 DERIVED = ("channels", "channel_names", "units", "window", "rate",
            "num_classes", "class_names", "norm_kind", "norm_offset",
-           "norm_scale")
+           "norm_scale", "num_covariates", "covariate_names",
+           "covariate_offset", "covariate_scale")
 
 
 def set_training_defaults(c: ml_collections.ConfigDict) -> None:
@@ -56,6 +57,10 @@ def add_derived_fields(s: ml_collections.ConfigDict) -> None:
   s.norm_kind = config_dict.placeholder(str)        # zscore | minmax | none
   s.norm_offset = config_dict.placeholder(tuple)    # x_norm = (x - offset) / scale
   s.norm_scale = config_dict.placeholder(tuple)
+  s.num_covariates = config_dict.placeholder(int)   # static covariates; 0 none
+  s.covariate_names = config_dict.placeholder(tuple)
+  s.covariate_offset = config_dict.placeholder(tuple)  # train mean per covariate
+  s.covariate_scale = config_dict.placeholder(tuple)   # train std per covariate
 
 
 def validate_recurrent_fields(s: ml_collections.ConfigDict,

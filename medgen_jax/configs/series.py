@@ -63,6 +63,8 @@ SERIES_FLAGS = (
      "of real (unmasked) steps"),
     ("--max-windows", "data.max_windows", "keep at most N train examples, "
      "evenly spaced; 0 = all"),
+    ("--covariates", "data.covariates", "CSV of static covariates per record "
+     "(record name, then numeric columns); models condition on them"),
 )
 
 
@@ -105,6 +107,8 @@ def add_series_data_options(data: ml_collections.ConfigDict) -> None:
   data.test_fraction = 0.1
   data.min_valid = 0.5           # drop examples with fewer real steps
   data.max_windows = 0           # cap on train examples (evenly spaced)
+  # CSV of static covariates per record (name, then numeric columns); "" = none.
+  data.covariates = ""
   # --data sines: TimeGAN's benchmark (Yoon et al. 2019) of data.window steps.
   data.sines_examples = 10000
   data.sines_channels = 5

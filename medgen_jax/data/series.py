@@ -45,6 +45,8 @@ from medgen_jax.configs.series import (DERIVE_RATE,
 from medgen_jax.data.base import MODALITIES, Dataset, Split
 from medgen_jax.data.registry import (format_bytes, memory_limit_bytes,
                                       option)
+from medgen_jax.data.series_covariates import (read_record_covariates,
+                                               standardise)
 from medgen_jax.data.signals import Recording, annotation_files, select_channels
 from medgen_jax.errors import ConfigError, DataError
 
@@ -56,8 +58,8 @@ _MAX_RATIO_TERM = 2000  # largest up/down factor of the polyphase resampler
 _FIELDS = ("kind", "channels", "rate", "time_column", "resample", "window",
            "stride", "segment", "beat_before", "beat_after", "annotation",
            "derive", "normalize", "val_fraction", "test_fraction",
-           "min_valid", "max_windows", "sines_examples", "sines_channels",
-           "seed")
+           "min_valid", "max_windows", "covariates", "sines_examples",
+           "sines_channels", "seed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +82,7 @@ class SeriesOptions:
   test_fraction: float
   min_valid: float
   max_windows: int
+  covariates: str
   seed: int
 
 
@@ -616,9 +619,19 @@ def series_dataset(recordings: Sequence[Recording], data_config, name: str,
   _check_memory(sum(map(len, items.values())), window, channels, source)
   raw = {s: _gather(recs, v, window) for s, v in items.items()}
   norm = fit_normalization(*raw["train"], opts.normalize)
+  covariates = {}
+  if opts.covariates:  # each example carries its record's row
+    names, values = read_record_covariates(opts.covariates,
+                                           [r.name for r in recs])
+    covariates, stats = standardise(
+        {s: values[[v.pieces[p][0] for p in v.piece]]
+         for s, v in items.items()})
+    metadata.update(covariate_names=names, covariate_normalization=stats)
   splits = {}
   for s, (x, m) in raw.items():
     arrays = {"x": normalize(x, m, norm), "mask": m}
+    if covariates:
+      arrays["covariates"] = covariates[s]
     if beats:
       arrays["label"] = np.asarray([index[k] for k in items[s].symbol],
                                    np.int32)

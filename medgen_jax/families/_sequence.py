@@ -57,6 +57,9 @@ class SeriesTask(BaseTask):
              "--condition label)"),
       Option("--length", int, "steps per generated series (default: the "
              "training window)"),
+      Option("--covariates", str, "static covariates of the generated "
+             "series, comma-separated in the run's order (default: the "
+             "train mean)"),
   )
 
   @classmethod
@@ -95,6 +98,15 @@ class SeriesTask(BaseTask):
           dataset.split("train")["label"].max()) + 1
     else:
       s.num_classes, s.class_names = 0, ()
+    if "covariates" in dataset.keys:
+      stats = md.get("covariate_normalization", {})
+      s.num_covariates = dataset.example_shape("covariates")[0]
+      s.covariate_names = tuple(str(c) for c in md.get("covariate_names", ()))
+      s.covariate_offset = tuple(float(v) for v in stats.get("offset", ()))
+      s.covariate_scale = tuple(float(v) for v in stats.get("scale", ()))
+    else:
+      s.num_covariates, s.covariate_names = 0, ()
+      s.covariate_offset, s.covariate_scale = (), ()
 
   def check_resolved(self, config) -> None:
     s = config[self.section]
@@ -115,6 +127,8 @@ class SeriesTask(BaseTask):
     out = {"x": x, "mask": np.asarray(arrays["mask"], bool)}
     out["label"] = (np.asarray(arrays["label"], np.int32) if self.conditional
                     else np.zeros((x.shape[0],), np.int32))
+    if self.config[self.section].num_covariates:
+      out["covariates"] = np.asarray(arrays["covariates"], np.float32)
     return out
 
   def make_batch(self, split: Split, sampler: IndexSampler,
@@ -154,6 +168,8 @@ class SeriesTask(BaseTask):
         names = self.config[self.section].class_names
         raise ConfigError(f"--label {label}: expected 0..{k - 1} "
                           f"({', '.join(names)})")
+    if options.get("covariates") is not None:
+      self.sample_covariates(1, options)
     if options.get("length") is not None:
       check_int(options["length"], "--length", 2, 10**6)
     if options.get("temperature") is not None:
@@ -166,6 +182,30 @@ class SeriesTask(BaseTask):
     if label is not None:
       return np.full((n,), label, np.int32)
     return (np.arange(n) % max(k, 1)).astype(np.int32)
+
+  def sample_covariates(self, n: int,
+                        options: Mapping[str, Any]) -> np.ndarray | None:
+    """Standardised covariates [n, S] of n samples (None without any)."""
+    s = self.config[self.section]
+    if not s.num_covariates:
+      if options.get("covariates") is not None:
+        raise ConfigError("--covariates needs a run trained with "
+                          "--covariates FILE")
+      return None
+    text = options.get("covariates")
+    if text is None:
+      return np.zeros((n, s.num_covariates), np.float32)
+    try:
+      values = np.asarray([float(v) for v in str(text).split(",")])
+    except ValueError:
+      values = np.zeros(0)
+    if values.shape != (s.num_covariates,) or not np.isfinite(values).all():
+      raise ConfigError(
+          f"--covariates {text!r}: expected {s.num_covariates} numbers for "
+          f"{', '.join(s.covariate_names)}")
+    z = (values - np.asarray(s.covariate_offset)) / np.asarray(
+        s.covariate_scale)
+    return np.repeat(z[None].astype(np.float32), n, axis=0)
 
   def package(self, x_norm: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
     """Generated normalised windows -> what `medgen sample` writes."""

@@ -540,3 +540,45 @@ def test_wfdb_folder_reads_a_multi_segment_record_once(tmp_path):
   values = np.concatenate([s["x"][..., 0][s["mask"]]
                            for s in ds.splits.values()])
   assert sorted(np.unique(np.round(values, 3))) == [1.0, 2.0, 3.0]
+
+
+# --- static covariates per record ----------------------------------------------
+
+
+def _covariates_csv(path, rows):
+  path.write_text("record,age,female\n" + "".join(
+      f"{name},{age},{f}\n" for name, age, f in rows))
+  return str(path)
+
+
+def test_each_example_carries_its_records_standardised_covariates(tmp_path):
+  recs = [_rec(1000.0 * k + np.arange(200), name=f"rec{k}") for k in range(5)]
+  rows = [(f"rec{k}", 40 + 10 * k, k % 2) for k in range(5)]
+  ds = _build(recs, window=20, normalize="none", seed=3,
+              covariates=_covariates_csv(tmp_path / "cov.csv", rows))
+  stats = ds.metadata["covariate_normalization"]
+  assert ds.metadata["covariate_names"] == ("age", "female")
+  train = ds.split("train")
+  # the train split's standardised covariates have mean 0 and std 1
+  np.testing.assert_allclose(train["covariates"].mean(0), 0.0, atol=1e-6)
+  np.testing.assert_allclose(train["covariates"].std(0), 1.0, atol=1e-5)
+  for split in ds.splits.values():
+    record = (split["x"][:, 0, 0] // 1000).astype(int)   # x = 1000 k + t
+    raw = split["covariates"] * np.asarray(stats["scale"]) + stats["offset"]
+    np.testing.assert_allclose(raw[:, 0], 40 + 10 * record, rtol=1e-5)
+    np.testing.assert_allclose(raw[:, 1], record % 2, atol=1e-5)
+
+
+def test_bad_covariate_files_are_refused_in_one_line(tmp_path):
+  recs = [_rec(np.arange(200.0), name="a"), _rec(np.arange(200.0), name="b")]
+  missing = _covariates_csv(tmp_path / "m.csv", [("a", 50, 1)])
+  msg = _raises(DataError, _build, recs, window=20, covariates=missing)
+  assert "m.csv" in msg and "record(s) b" in msg
+  bad = tmp_path / "bad.csv"
+  bad.write_text("record,age\na,50\nb,old\n")
+  msg = _raises(DataError, _build, recs, window=20, covariates=str(bad))
+  assert "bad.csv: line 3" in msg and "'age'" in msg
+  none = tmp_path / "none.csv"
+  none.write_text("record\na\nb\n")
+  assert "no covariate columns" in _raises(DataError, _build, recs, window=20,
+                                           covariates=str(none))

@@ -151,3 +151,36 @@ def test_beat_segments_condition_on_the_beat_class(shared_data_dir, tmp_path,
   assert code == 0, err
   with np.load(out) as f:
     assert (f["label"] == a).all() and f["x"].shape[1] == run.config.rnn.window
+
+
+def test_static_covariates_from_a_folder_of_records(tmp_path, medgen):
+  """wfdb:FOLDER reads every record (split by record); --covariates gives
+  each record's windows its row, and samples take covariates by value."""
+  wfdb = pytest.importorskip("wfdb")
+  folder = tmp_path / "records"
+  folder.mkdir()
+  t = np.arange(2000) / 100.0
+  for k in range(4):
+    signal = (1.0 + k) * np.sin(2 * np.pi * 1.2 * t)[:, None]
+    wfdb.wrsamp(f"r{k}", fs=100, units=["mV"], sig_name=["ECG"],
+                p_signal=signal, fmt=["16"], write_dir=str(folder))
+  cov = tmp_path / "cov.csv"
+  cov.write_text("record,amplitude\n" + "".join(f"r{k},{1 + k}\n"
+                                               for k in range(4)))
+  work = tmp_path / "cov"
+  code, _, err = medgen(["train", "rnn", "--data", f"wfdb:{folder}",
+                         "--covariates", cov, "--window", "50", "--steps",
+                         "4", "--hidden", "8", "--layers", "1", "--eval-every",
+                         "4", "--set", "rnn.eval_classifier_steps=0",
+                         "--no-progress", "--num-devices", "1", "--workdir",
+                         work])
+  assert code == 0, err
+  r = load_run(work).config.rnn
+  assert r.num_covariates == 1 and r.covariate_names == ("amplitude",)
+  out = tmp_path / "s.npz"
+  code, _, err = medgen(["sample", "--workdir", work, "--n", "2",
+                         "--covariates", "2.5", "--out", out])
+  assert code == 0, err
+  code, _, err = medgen(["sample", "--workdir", work, "--covariates", "1,2",
+                         "--out", out])
+  assert code == 2 and "expected 1 numbers for amplitude" in err

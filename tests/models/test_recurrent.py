@@ -42,15 +42,19 @@ def test_autoregressive_step_t_sees_only_the_past():
 def tiny_ar():
   head = HEADS.get("gaussian")
   model = recurrent.Autoregressive(num_params=head.num_params(2), cell="gru",
-                                   hidden=8, layers=2, num_classes=3)
+                                   hidden=8, layers=2, num_classes=3,
+                                   num_covariates=2)
   cfg = rnn_step.RnnStepConfig(model, head, conditional=True)
   y = jnp.zeros((2, 4, 2))
   params = model.init(jax.random.key(3), y, jnp.ones((2, 4), bool),
-                      jnp.zeros((2,), jnp.int32))["params"]
+                      jnp.zeros((2,), jnp.int32), jnp.zeros((2, 2)))["params"]
   return cfg, params
 
 
-def _reference_sample(cfg, params, key, label, temperature, n, steps, c):
+COV = jnp.asarray([[0.5, -1.0], [2.0, 0.0], [-0.3, 0.7]])
+
+
+def _reference_sample(cfg, params, key, label, cov, temperature, n, steps, c):
   """The same sampler as a Python loop over model.apply(method=step)."""
   carry = cfg.model.apply({"params": params}, n,
                           method=recurrent.Autoregressive.initial_carry)
@@ -58,7 +62,8 @@ def _reference_sample(cfg, params, key, label, temperature, n, steps, c):
   for t in range(steps):
     start = jnp.full((n, 1), 1.0 if t == 0 else 0.0)
     carry, raw = cfg.model.apply({"params": params}, carry, prev, seen, start,
-                                 label, method=recurrent.Autoregressive.step)
+                                 label, cov,
+                                 method=recurrent.Autoregressive.step)
     prev = cfg.head.sample(jax.random.fold_in(key, t), raw, temperature)
     seen = jnp.ones((n, 1))
     ys.append(prev)
@@ -69,13 +74,16 @@ def _reference_sample(cfg, params, key, label, temperature, n, steps, c):
 def test_scan_sampling_equals_the_step_by_step_reference(tiny_ar, temperature):
   cfg, params = tiny_ar
   label = jnp.asarray([0, 2, 1])
-  sample = jax.jit(rnn_step.make_sample(cfg, 2), static_argnums=(4, 5))
-  got = np.asarray(sample(params, jax.random.key(7), label,
+  sample = jax.jit(rnn_step.make_sample(cfg, 2), static_argnums=(5, 6))
+  got = np.asarray(sample(params, jax.random.key(7), label, COV,
                           jnp.float32(temperature), 3, 9))
-  want = _reference_sample(cfg, params, jax.random.key(7), label, temperature,
-                           3, 9, 2)
+  want = _reference_sample(cfg, params, jax.random.key(7), label, COV,
+                           temperature, 3, 9, 2)
   np.testing.assert_allclose(got, want, atol=1e-5)
   assert got.shape == (3, 9, 2)
+  other = np.asarray(sample(params, jax.random.key(7), label, COV + 1.0,
+                            jnp.float32(temperature), 3, 9))
+  assert not np.allclose(other, got)   # the covariates condition the samples
 
 
 def test_forecast_continues_from_the_teacher_forced_state(tiny_ar):
@@ -87,9 +95,10 @@ def test_forecast_continues_from_the_teacher_forced_state(tiny_ar):
   label = jnp.asarray([1, 0])
   forecast = rnn_step.make_forecast(cfg)
   got = np.asarray(forecast(params, jax.random.key(0), ctx, mask, label,
-                            jnp.float32(0.0), 1))[:, 0]
+                            COV[:2], jnp.float32(0.0), 1))[:, 0]
   # teacher-forced over context + one dummy step: its last head = step 5's
   full = jnp.concatenate([ctx, jnp.zeros((2, 1, 2))], 1)
   fmask = jnp.concatenate([mask, jnp.ones((2, 1), bool)], 1)
-  raw = cfg.model.apply({"params": params}, full, fmask, label)[:, -1]
+  raw = cfg.model.apply({"params": params}, full, fmask, label,
+                        COV[:2])[:, -1]
   np.testing.assert_allclose(got, np.asarray(cfg.head.mean(raw)), atol=1e-5)

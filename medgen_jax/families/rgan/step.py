@@ -24,6 +24,7 @@ Batch (numpy, from RganTask.make_batch):
   x: float32 [d_steps, batch, time, channels]
   mask: bool [d_steps, batch, time]
   label: int32 [d_steps, batch]
+  covariates: float32 [d_steps, batch, S] (runs with static covariates)
 """
 
 from __future__ import annotations
@@ -80,9 +81,10 @@ def noise(cfg: RganStepConfig, key, batch: int, time: int) -> jax.Array:
   return jax.random.normal(key, (batch, time, cfg.noise_dim))
 
 
-def generate(cfg: RganStepConfig, params, z, label) -> jax.Array:
+def generate(cfg: RganStepConfig, params, z, label,
+             covariates=None) -> jax.Array:
   return cfg.generator.apply({"params": params}, z,
-                             label if cfg.conditional else None)
+                             label if cfg.conditional else None, covariates)
 
 
 def _per_step(fn, *logits):
@@ -97,8 +99,9 @@ def make_train_step(cfg: RganStepConfig, gradient_fn: GradientFn):
   def d_loss_fn(params, batch, key) -> LossOutput:
     del key
     label = batch["label"] if cfg.conditional else None
-    real = d_apply({"params": params}, batch["x"], label)
-    fake = d_apply({"params": params}, batch["fake"], label)
+    cov = batch.get("covariates")
+    real = d_apply({"params": params}, batch["x"], label, cov)
+    fake = d_apply({"params": params}, batch["fake"], label, cov)
     per_step = _per_step(cfg.loss.discriminator, real, fake)
     losses = seq.masked_mean_over_time(per_step, batch["mask"])
     return LossOutput(losses, {
@@ -115,12 +118,12 @@ def make_train_step(cfg: RganStepConfig, gradient_fn: GradientFn):
     """The generator's per-example loss against fixed D and supervisor."""
 
     def loss_fn(params, batch, key) -> LossOutput:
-      mask, label = batch["mask"], batch["label"]
+      mask, label, cov = batch["mask"], batch["label"], batch.get("covariates")
       b, t = mask.shape
-      x = generate(cfg, params, noise(cfg, key, b, t), label)
+      x = generate(cfg, params, noise(cfg, key, b, t), label, cov)
       x = jnp.where(mask[..., None], x, 0.0)
       logits = d_apply({"params": d_params}, x,
-                       label if cfg.conditional else None)
+                       label if cfg.conditional else None, cov)
       losses = seq.masked_mean_over_time(
           _per_step(cfg.loss.generator, logits), mask)
       metrics = {}
@@ -138,17 +141,17 @@ def make_train_step(cfg: RganStepConfig, gradient_fn: GradientFn):
     disc, metrics = state.disc, {}
     for k in range(cfg.d_steps):
       k_fake, k_d = jax.random.split(jax.random.fold_in(key, k))
-      mask, label = batch["mask"][k], batch["label"][k]
+      real = {key_: v[k] for key_, v in batch.items()}
+      mask, label = real["mask"], real["label"]
       b, t = mask.shape
-      fake = generate(cfg, state.gen.params, noise(cfg, k_fake, b, t), label)
+      fake = generate(cfg, state.gen.params, noise(cfg, k_fake, b, t), label,
+                      real.get("covariates"))
       fake = jnp.where(mask[..., None], jax.lax.stop_gradient(fake), 0.0)
-      d_batch = {"x": batch["x"][k], "mask": mask, "label": label,
-                 "fake": fake}
+      d_batch = dict(real, fake=fake)
       disc, d_info = update(disc, d_loss_fn, d_batch, k_d,
                             gradient_fn=gradient_fn)
     metrics.update(d_loss=d_info.loss, **d_info.metrics)
-    last = {"x": batch["x"][-1], "mask": batch["mask"][-1],
-            "label": batch["label"][-1]}
+    last = {key_: v[-1] for key_, v in batch.items()}
     sup = state.sup
     if cfg.supervised:
       sup, s_info = update(sup, sup_loss_fn, last,

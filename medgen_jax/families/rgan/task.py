@@ -70,7 +70,7 @@ class RganTask(SeriesTask):
       output = "sigmoid" if g.norm_kind == "minmax" or (
           config.data.name == "sines") else "linear"
     stack = dict(cell=g.cell, hidden=g.hidden, layers=g.layers)
-    cond = dict(num_classes=g.num_classes)
+    cond = dict(num_classes=g.num_classes, num_covariates=g.num_covariates)
     self.cfg = rgan_step.RganStepConfig(
         generator=SeriesGenerator(channels=g.channels, output=output,
                                   **stack, **cond),
@@ -83,17 +83,18 @@ class RganTask(SeriesTask):
     self.train_step = rgan_step.make_train_step(self.cfg,
                                                 make_gradient_fn(config))
     self._generate = jax.jit(
-        lambda params, z, label: rgan_step.generate(self.cfg, params, z,
-                                                    label))
+        lambda params, z, label, cov: rgan_step.generate(self.cfg, params, z,
+                                                         label, cov))
 
   def init_state(self, key: jax.Array) -> rgan_step.RganState:
     g, cfg = self.config.rgan, self.cfg
     k_g, k_d, k_s = jax.random.split(key, 3)
     x = jnp.zeros((2, 4, g.channels))
     label = jnp.zeros((2,), jnp.int32)
+    cov = jnp.zeros((2, g.num_covariates)) if g.num_covariates else None
     g_params = cfg.generator.init(k_g, jnp.zeros((2, 4, g.noise_dim)),
-                                  label)["params"]
-    d_params = cfg.discriminator.init(k_d, x, label)["params"]
+                                  label, cov)["params"]
+    d_params = cfg.discriminator.init(k_d, x, label, cov)["params"]
     s_params = cfg.supervisor.init(k_s, x)["params"]
     opt = self.config.optimizer
 
@@ -129,5 +130,6 @@ class RganTask(SeriesTask):
     length = int(options.get("length") or self.config.rgan.window)
     labels = self.sample_labels(n, options)
     z = rgan_step.noise(self.cfg, key, n, length)
-    x = self._generate(state.ema_params, z, jnp.asarray(labels))
+    x = self._generate(state.ema_params, z, jnp.asarray(labels),
+                       self.sample_covariates(n, options))
     return self.package(np.asarray(x), labels)

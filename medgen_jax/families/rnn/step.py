@@ -6,6 +6,7 @@ Batch (numpy, from SeriesTask.to_batch):
   x: float32 [batch, time, channels] (normalised; 0 at masked steps)
   mask: bool [batch, time]
   label: int32 [batch] (zeros when the run is unconditional)
+  covariates: float32 [batch, S] (runs with static covariates only)
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ def _label(cfg: RnnStepConfig, batch):
   return batch["label"] if cfg.conditional else None
 
 
+def _covariates(batch):
+  return batch.get("covariates")   # [batch, S], present when conditioned on
+
+
 def make_loss_fn(cfg: RnnStepConfig):
   """Per-example masked NLL (nats summed over each example's steps)."""
 
@@ -42,7 +47,7 @@ def make_loss_fn(cfg: RnnStepConfig):
     if cfg.input_noise:  # noisy inputs, clean targets
       inputs = inputs + cfg.input_noise * jax.random.normal(key, inputs.shape)
     raw = cfg.model.apply({"params": params}, inputs, batch["mask"],
-                          _label(cfg, batch))
+                          _label(cfg, batch), _covariates(batch))
     losses = seq.sequence_nll(cfg.head, raw, batch["x"], batch["mask"])
     steps = jnp.maximum(batch["mask"].sum(), 1)
     return LossOutput(losses, {"nll_per_step": losses.sum() / steps})
@@ -67,19 +72,19 @@ def make_scores(cfg: RnnStepConfig):
 
   def scores(params, batch):
     raw = cfg.model.apply({"params": params}, batch["x"], batch["mask"],
-                          _label(cfg, batch))
+                          _label(cfg, batch), _covariates(batch))
     nll = seq.sequence_nll(cfg.head, raw, batch["x"], batch["mask"])
     return nll, batch["mask"].sum(-1)
 
   return scores
 
 
-def _apply_step(cfg, params, carry, prev, seen, start, label):
+def _apply_step(cfg, params, carry, prev, seen, start, label, covariates):
   return cfg.model.apply({"params": params}, carry, prev, seen, start, label,
-                         method=Autoregressive.step)
+                         covariates, method=Autoregressive.step)
 
 
-def warm_up(cfg: RnnStepConfig, params, context, mask, label):
+def warm_up(cfg: RnnStepConfig, params, context, mask, label, covariates):
   """Runs the model over observed context [b, t, c] (mask [b, t]) by scan;
   returns (carry, prev, seen): the state after the context and the inputs of
   the first step after it."""
@@ -89,7 +94,8 @@ def warm_up(cfg: RnnStepConfig, params, context, mask, label):
   inputs = Autoregressive.shift(context, mask)   # (prev, seen, start) of 0..t-1
 
   def body(carry, step_inputs):
-    carry, _ = _apply_step(cfg, params, carry, *step_inputs, label)
+    carry, _ = _apply_step(cfg, params, carry, *step_inputs, label,
+                           covariates)
     return carry, None
 
   carry, _ = jax.lax.scan(body, carry,
@@ -99,7 +105,7 @@ def warm_up(cfg: RnnStepConfig, params, context, mask, label):
 
 
 def roll_out(cfg: RnnStepConfig, params, carry, prev, seen, key, steps: int,
-             label, temperature, *, from_start: bool = False):
+             label, covariates, temperature, *, from_start: bool = False):
   """Samples `steps` values, each fed back as the next input: [b, steps, c].
   Step t draws with key fold_in(key, t). `from_start`: the first sampled
   step is the series' first (no context before it)."""
@@ -107,7 +113,8 @@ def roll_out(cfg: RnnStepConfig, params, carry, prev, seen, key, steps: int,
   def body(state, t):
     carry, prev, seen = state
     start = jnp.full_like(seen, from_start) * (t == 0)
-    carry, raw = _apply_step(cfg, params, carry, prev, seen, start, label)
+    carry, raw = _apply_step(cfg, params, carry, prev, seen, start, label,
+                             covariates)
     y = cfg.head.sample(jax.random.fold_in(key, t), raw, temperature)
     return (carry, y, jnp.ones_like(seen)), y
 
@@ -116,28 +123,30 @@ def roll_out(cfg: RnnStepConfig, params, carry, prev, seen, key, steps: int,
 
 
 def make_sample(cfg: RnnStepConfig, channels: int):
-  """(params, key, label [n], temperature, n, steps) -> [n, steps, c]."""
+  """(params, key, label [n], covariates [n, S] or None, temperature, n,
+  steps) -> [n, steps, c]."""
 
-  def sample(params, key, label, temperature, n: int, steps: int):
+  def sample(params, key, label, covariates, temperature, n: int, steps: int):
     carry = cfg.model.apply({"params": params}, n,
                             method=Autoregressive.initial_carry)
     prev = jnp.zeros((n, channels), jnp.float32)
     seen = jnp.zeros((n, 1), jnp.float32)
     lab = label if cfg.conditional else None
     return roll_out(cfg, params, carry, prev, seen, key, steps, lab,
-                    temperature, from_start=True)
+                    covariates, temperature, from_start=True)
 
   return sample
 
 
 def make_forecast(cfg: RnnStepConfig):
-  """(params, key, context [b, t, c], mask [b, t], label, temperature,
-  horizon) -> [b, horizon, c] continuing each context."""
+  """(params, key, context [b, t, c], mask [b, t], label, covariates,
+  temperature, horizon) -> [b, horizon, c] continuing each context."""
 
-  def forecast(params, key, context, mask, label, temperature, horizon: int):
+  def forecast(params, key, context, mask, label, covariates, temperature,
+               horizon: int):
     lab = label if cfg.conditional else None
-    carry, prev, seen = warm_up(cfg, params, context, mask, lab)
+    carry, prev, seen = warm_up(cfg, params, context, mask, lab, covariates)
     return roll_out(cfg, params, carry, prev, seen, key, horizon, lab,
-                    temperature)
+                    covariates, temperature)
 
   return forecast

@@ -57,7 +57,8 @@ class RnnTask(SeriesTask):
     self.head = HEADS.get(r.head)
     self.model = Autoregressive(
         num_params=self.head.num_params(r.channels), cell=r.cell,
-        hidden=r.hidden, layers=r.layers, num_classes=r.num_classes)
+        hidden=r.hidden, layers=r.layers, num_classes=r.num_classes,
+        num_covariates=r.num_covariates)
     self.cfg = rnn_step.RnnStepConfig(self.model, self.head,
                                       conditional=bool(r.num_classes),
                                       input_noise=float(r.input_noise))
@@ -65,15 +66,16 @@ class RnnTask(SeriesTask):
                                                make_gradient_fn(config))
     self._scores = jax.jit(rnn_step.make_scores(self.cfg))
     self._sample = jax.jit(rnn_step.make_sample(self.cfg, r.channels),
-                           static_argnums=(4, 5))
+                           static_argnums=(5, 6))
     self._forecast = jax.jit(rnn_step.make_forecast(self.cfg),
-                             static_argnums=(6,))
+                             static_argnums=(7,))
 
   def init_state(self, key: jax.Array) -> TrainState:
     r = self.config.rnn
     y = jnp.zeros((2, 4, r.channels))
+    cov = jnp.zeros((2, r.num_covariates)) if r.num_covariates else None
     params = self.model.init(key, y, jnp.ones((2, 4), bool),
-                             jnp.zeros((2,), jnp.int32))["params"]
+                             jnp.zeros((2,), jnp.int32), cov)["params"]
     return TrainState.create(
         apply_fn=self.model.apply, params=params,
         tx=make_optimizer(self.config.optimizer,
@@ -96,15 +98,16 @@ class RnnTask(SeriesTask):
       steps += float(np.asarray(count)[:m].sum())
     return total / max(steps, 1.0)
 
-  def forecast(self, state, context, mask, label=None, *, horizon: int,
-               temperature: float = 0.0, key=None) -> np.ndarray:
+  def forecast(self, state, context, mask, label=None, covariates=None, *,
+               horizon: int, temperature: float = 0.0,
+               key=None) -> np.ndarray:
     """Continues each context [b, t, c] (normalised) by `horizon` steps."""
     b = context.shape[0]
     label = np.zeros((b,), np.int32) if label is None else label
     key = jax.random.key(0) if key is None else key
-    return np.asarray(self._forecast(state.params, key, jnp.asarray(context),
-                                     jnp.asarray(mask), jnp.asarray(label),
-                                     jnp.float32(temperature), horizon))
+    return np.asarray(self._forecast(
+        state.params, key, jnp.asarray(context), jnp.asarray(mask),
+        jnp.asarray(label), covariates, jnp.float32(temperature), horizon))
 
   def forecast_scores(self, state, batch) -> dict[str, float]:
     """Forecasts the second half of each held-out window from its first half
@@ -113,7 +116,7 @@ class RnnTask(SeriesTask):
     x, mask = batch["x"], batch["mask"]
     half = x.shape[1] // 2
     pred = self.forecast(state, x[:, :half], mask[:, :half], batch["label"],
-                         horizon=x.shape[1] - half)
+                         batch.get("covariates"), horizon=x.shape[1] - half)
     target, tmask = x[:, half:], mask[:, half:]
     last = np.zeros_like(x[:, 0])
     for t in range(half):  # the last observed context value of each window
@@ -145,5 +148,6 @@ class RnnTask(SeriesTask):
     temperature = r.temperature if temperature is None else temperature
     labels = self.sample_labels(n, options)
     x = self._sample(state.params, key, jnp.asarray(labels),
+                     self.sample_covariates(n, options),
                      jnp.float32(temperature), n, int(length))
     return self.package(np.asarray(x), labels)
