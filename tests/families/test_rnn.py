@@ -159,7 +159,7 @@ def test_static_covariates_from_a_folder_of_records(tmp_path, medgen):
   wfdb = pytest.importorskip("wfdb")
   folder = tmp_path / "records"
   folder.mkdir()
-  t = np.arange(2000) / 100.0
+  t = np.arange(600) / 100.0
   for k in range(4):
     signal = (1.0 + k) * np.sin(2 * np.pi * 1.2 * t)[:, None]
     wfdb.wrsamp(f"r{k}", fs=100, units=["mV"], sig_name=["ECG"],
@@ -169,9 +169,11 @@ def test_static_covariates_from_a_folder_of_records(tmp_path, medgen):
                                                for k in range(4)))
   work = tmp_path / "cov"
   code, _, err = medgen(["train", "rnn", "--data", f"wfdb:{folder}",
-                         "--covariates", cov, "--window", "50", "--steps",
+                         "--covariates", cov, "--window", "50",
+                         "--batch-size", "8", "--steps",
                          "4", "--hidden", "8", "--layers", "1", "--eval-every",
-                         "4", "--set", "rnn.eval_classifier_steps=0",
+                         "4", "--set", "rnn.eval_classifier_steps=0", "--set",
+                         "rnn.eval_examples=8",
                          "--no-progress", "--num-devices", "1", "--workdir",
                          work])
   assert code == 0, err
