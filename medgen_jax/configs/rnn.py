@@ -2,7 +2,7 @@
 
     medgen train rnn                                   # embedded sines (TimeGAN)
     medgen train rnn --data ../shared/data/mitbih_100/100 --channels MLII \
-        --resample 125 --window 250 --head mdn
+        --resample 125 --window 250
     medgen train rnn --data ../shared/data/physionet_vitals/03700181 \
         --channels MCL1,ABP --window 250
     medgen train rnn --data vitals.csv --rate 125 --channels ECG,ABP
@@ -34,7 +34,10 @@ def get_config() -> ml_collections.ConfigDict:
 
   r = c.rnn = ml_collections.ConfigDict()
   add_recurrent_fields(r)
-  r.head = "gaussian"           # gaussian | mdn (objectives/sequence.py HEADS)
+  r.head = "mdn"                # mdn (5 diagonal Normals) | gaussian: the
+                                # distribution of each step; on ECG the mixture
+                                # gives sharp QRS complexes where one Normal
+                                # blurs them (benchmarks/sequence_quality.py)
   r.temperature = 1.0           # sampling: scales the predicted spread
   r.input_noise = 0.02          # std of Gaussian noise on the teacher-forced
                                 # inputs (targets stay clean): a model that has

@@ -13,7 +13,8 @@ from medgen_jax.data.registry import load_dataset
 from medgen_jax.train.loop import load_run
 
 STEPS = 300
-ARGS = ["--hidden", "16", "--layers", "1", "--batch-size", "32",
+ARGS = ["--hidden", "16", "--layers", "1", "--batch-size", "32", "--head",
+        "gaussian",
         "--set", "data.sines_examples=600", "--eval-every", str(STEPS),
         "--checkpoint-every", "150", "--set", "rnn.eval_classifier_steps=0",
         "--set", "train.num_samples=16", "--no-progress", "--num-devices", "1"]
