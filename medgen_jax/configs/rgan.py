@@ -40,7 +40,7 @@ def get_config() -> ml_collections.ConfigDict:
   g.d_steps = 1                 # discriminator updates per generator update
   g.supervised = 0.0            # weight of the next-step supervised loss (0 = off)
   g.ema_decay = 0.999           # EMA of the generator's weights, for sampling
-  g.output = "auto"             # auto | linear | sigmoid (auto: sigmoid for data
-                                # in [0, 1], i.e. minmax or sines)
+  g.output = "auto"             # auto | linear | sigmoid (auto: sigmoid when
+                                # every train value is in [0, 1]: minmax, sines)
   add_derived_fields(g)
   return c

@@ -18,6 +18,7 @@ from medgen_jax.errors import ConfigError
 
 CELL_TYPES = ("gru", "lstm")
 DERIVED = ("channels", "channel_names", "units", "window", "rate",
+           "unit_interval",
            "num_classes", "class_names", "norm_kind", "norm_offset",
            "norm_scale", "num_covariates", "covariate_names",
            "covariate_offset", "covariate_scale")
@@ -52,6 +53,7 @@ def add_derived_fields(s: ml_collections.ConfigDict) -> None:
   s.units = config_dict.placeholder(tuple)          # e.g. ("mV", "mV")
   s.window = config_dict.placeholder(int)           # steps per example
   s.rate = config_dict.placeholder(float)           # Hz after resampling
+  s.unit_interval = config_dict.placeholder(bool)   # train values all in [0, 1]
   s.num_classes = config_dict.placeholder(int)      # classes conditioned on; 0 none
   s.class_names = config_dict.placeholder(tuple)
   s.norm_kind = config_dict.placeholder(str)        # zscore | minmax | none

@@ -85,6 +85,10 @@ class SeriesTask(BaseTask):
     s.units = tuple(str(u) for u in md.get("units", [""] * channels))
     s.window = window
     s.rate = float(md.get("rate", 1.0))
+    train = dataset.split("train")
+    observed = train["x"][train["mask"]]
+    s.unit_interval = bool(observed.size and observed.min() >= 0.0
+                           and observed.max() <= 1.0)
     s.norm_kind = str(norm.get("kind", "none"))
     s.norm_offset = tuple(float(v) for v in norm.get("offset", [0.0] * channels))
     s.norm_scale = tuple(float(v) for v in norm.get("scale", [1.0] * channels))
@@ -246,9 +250,10 @@ class SeriesTask(BaseTask):
     masks.append(np.ones(fake_x[:TRACES_SHOWN].shape[:2], bool))
     return traces.trace_panel(groups, masks)
 
-  def evaluate_samples(self, state, dataset: Dataset, key) -> Outputs:
-    """Generated windows against held-out real ones: scores and traces."""
-    name, real = self.held_out(dataset)
+  def evaluate_samples(self, state, name: str, real: Mapping[str, np.ndarray],
+                       key) -> Outputs:
+    """Generated windows against the held-out batch `real` of split `name`
+    (from `held_out`): scores and traces."""
     n = real["x"].shape[0]
     fake = self.generate(state, key, n, {"length": real["x"].shape[1]})
     out = Outputs(scalars={f"eval/{k}": v for k, v in

@@ -66,9 +66,8 @@ class RganTask(SeriesTask):
     self.config = config
     g = config.rgan
     output = g.output
-    if output == "auto":  # data in [0, 1]: squash the generator's output
-      output = "sigmoid" if g.norm_kind == "minmax" or (
-          config.data.name == "sines") else "linear"
+    if output == "auto":  # train data in [0, 1]: squash the generator's output
+      output = "sigmoid" if g.unit_interval else "linear"
     stack = dict(cell=g.cell, hidden=g.hidden, layers=g.layers)
     cond = dict(num_classes=g.num_classes, num_covariates=g.num_covariates)
     self.cfg = rgan_step.RganStepConfig(
@@ -120,7 +119,8 @@ class RganTask(SeriesTask):
 
   # -- evaluation and generation -------------------------------------------------------
   def evaluate(self, state, step: int, dataset: Dataset) -> Outputs:
-    return self.evaluate_samples(state, dataset,
+    name, real = self.held_out(dataset)
+    return self.evaluate_samples(state, name, real,
                                  jax.random.key(self.config.seed + 17))
 
   def generate(self, state, key: jax.Array, n: int,

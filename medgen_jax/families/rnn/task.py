@@ -129,7 +129,7 @@ class RnnTask(SeriesTask):
 
   def evaluate(self, state, step: int, dataset: Dataset) -> Outputs:
     name, batch = self.held_out(dataset)
-    out = self.evaluate_samples(state, dataset,
+    out = self.evaluate_samples(state, name, batch,
                                 jax.random.key(self.config.seed + 17))
     out.scalars[f"eval/{name}_nll_per_step"] = self.held_out_nll(state.params,
                                                                  batch)
