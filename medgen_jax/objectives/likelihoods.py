@@ -351,7 +351,7 @@ def _discretized_mean(mean: Array, log_scale: Array, survival: Callable,
   return -1.0 + 2.0 * half * total
 
 
-def _nb_sample(key: Array, mu: Array, theta: Array) -> Array:
+def nb_sample(key: Array, mu: Array, theta: Array) -> Array:
   """Gamma-Poisson: rate ~ Gamma(theta, scale mu / theta), x ~ Poisson(rate)."""
   gamma_key, poisson_key = jax.random.split(key)
   shape = _shape(mu, theta)
@@ -361,10 +361,10 @@ def _nb_sample(key: Array, mu: Array, theta: Array) -> Array:
   return jax.random.poisson(poisson_key, rate, shape).astype(rate.dtype)
 
 
-def _zinb_sample(key: Array, mu: Array, theta: Array,
+def zinb_sample(key: Array, mu: Array, theta: Array,
                  pi_logits: Array) -> Array:
   nb_key, mask_key = jax.random.split(key)
-  counts = _nb_sample(nb_key, mu, theta)
+  counts = nb_sample(nb_key, mu, theta)
   shape = _shape(counts, pi_logits)
   dropped = jax.random.bernoulli(mask_key, jax.nn.sigmoid(pi_logits), shape)
   return jnp.where(dropped, 0.0, counts).astype(counts.dtype)
@@ -455,10 +455,10 @@ LIKELIHOODS.register("discretized_gaussian", _make(
         mean, log_scale, lambda t: ndtr(-t), 256),
     "unit_interval"))
 LIKELIHOODS.register("nb", _make(
-    "nb", ("mu", "theta"), nb_log_prob, _nb_sample,
+    "nb", ("mu", "theta"), nb_log_prob, nb_sample,
     lambda mu, theta: jnp.broadcast_to(mu, _shape(mu, theta)), "counts"))
 LIKELIHOODS.register("zinb", _make(
-    "zinb", ("mu", "theta", "pi_logits"), zinb_log_prob, _zinb_sample,
+    "zinb", ("mu", "theta", "pi_logits"), zinb_log_prob, zinb_sample,
     lambda mu, theta, pi_logits: jnp.broadcast_to(
         jax.nn.sigmoid(-pi_logits) * mu, _shape(mu, theta, pi_logits)),
     "counts"))
