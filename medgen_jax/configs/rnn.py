@@ -34,10 +34,13 @@ def get_config() -> ml_collections.ConfigDict:
 
   r = c.rnn = ml_collections.ConfigDict()
   add_recurrent_fields(r)
-  r.head = "mdn"                # mdn (5 diagonal Normals) | gaussian: the
-                                # distribution of each step; on ECG the mixture
-                                # gives sharp QRS complexes where one Normal
-                                # blurs them (benchmarks/sequence_quality.py)
+  r.head = "auto"               # auto | mdn (5 diagonal Normals) | gaussian |
+                                # categorical | nb | zinb; auto: mdn for real
+                                # values, categorical for sleep stages, zinb
+                                # for counts (a run's config.json holds the
+                                # head chosen). On ECG the mixture gives sharp
+                                # QRS complexes where one Normal blurs them
+                                # (benchmarks/sequence_quality.py)
   r.temperature = 1.0           # sampling: scales the predicted spread
   r.input_noise = 0.02          # std of Gaussian noise on the teacher-forced
                                 # inputs (targets stay clean): a model that has

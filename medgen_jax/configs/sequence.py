@@ -21,7 +21,9 @@ DERIVED = ("channels", "channel_names", "units", "window", "rate",
            "unit_interval",
            "num_classes", "class_names", "norm_kind", "norm_offset",
            "norm_scale", "num_covariates", "covariate_names",
-           "covariate_offset", "covariate_scale")
+           "covariate_offset", "covariate_scale", "value_kind", "categories",
+           "category_names", "count_log_mean", "time_kind", "time_start",
+           "domain")
 
 
 def set_training_defaults(c: ml_collections.ConfigDict) -> None:
@@ -63,6 +65,13 @@ def add_derived_fields(s: ml_collections.ConfigDict) -> None:
   s.covariate_names = config_dict.placeholder(tuple)
   s.covariate_offset = config_dict.placeholder(tuple)  # train mean per covariate
   s.covariate_scale = config_dict.placeholder(tuple)   # train std per covariate
+  s.value_kind = config_dict.placeholder(str)       # real | categorical | counts
+  s.categories = config_dict.placeholder(int)       # classes per step; 0 = not
+  s.category_names = config_dict.placeholder(tuple) # e.g. ("W", "N1", ...)
+  s.count_log_mean = config_dict.placeholder(float) # log(1 + train mean count)
+  s.time_kind = config_dict.placeholder(str)        # "" | clock | elapsed input
+  s.time_start = config_dict.placeholder(float)     # seconds: default sample start
+  s.domain = config_dict.placeholder(str)           # "" | hypnogram | actigraphy
 
 
 def validate_recurrent_fields(s: ml_collections.ConfigDict,

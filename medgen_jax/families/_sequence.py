@@ -9,11 +9,20 @@ Series datasets (data/series.py) hold "x" float32 [n, time, channels]
 (normalised; masked steps 0.0), "mask" bool [n, time] and, for beat
 segments, "label" int32 [n]; their metadata carries the channel names,
 units, sampling rate and normalisation, which a run copies into its config.
+
+Sleep data (data/sleep.py) add three things a run also copies: what the
+values are (metadata "values": real | categorical | counts, with the class
+names of categorical data), a per-window start time "t0" [n] with the kind
+of time input it feeds ("time_kind": clock | elapsed), and a "domain"
+(hypnogram | actigraphy) whose registered `SeriesView` adds the domain's
+scores and pictures to every evaluation and sample (families/_sleep.py).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+import dataclasses
+import datetime
+from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
@@ -26,6 +35,7 @@ from medgen_jax.data.base import Dataset, Split
 from medgen_jax.data.pipeline import IndexSampler
 from medgen_jax.errors import ConfigError, DataError
 from medgen_jax.metrics import sequence as seq_metrics
+from medgen_jax.registry import Registry
 from medgen_jax.train.task import BaseTask, Flag, Option, Outputs
 
 TRACES_SHOWN = 4      # real and generated windows in each traces picture
@@ -38,6 +48,47 @@ RECURRENT_FLAGS = (
     ("--condition", "condition", "label: condition on the beat class "
      "(--segment beat)"),
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class SeriesView:
+  """What a domain of series adds to evaluations and samples.
+
+  Attributes:
+    scores: (task, real batch, generated {"x", "mask", "t0"}, prefix) ->
+      {name: value}: the domain's measures of generated against real.
+    picture: (task, real batch or None, generated) -> [1, H, W, 3] in
+      [-1, 1], drawn instead of the generic traces.
+  """
+
+  scores: Callable[..., dict[str, float]]
+  picture: Callable[..., np.ndarray]
+
+
+DOMAINS: Registry[SeriesView] = Registry("series domain")
+
+
+def domain_view(name: str) -> SeriesView | None:
+  if not name:
+    return None
+  from medgen_jax.families import _sleep  # noqa: F401  registers its views
+  return DOMAINS.get(name)
+
+
+def parse_start(text: str) -> float:
+  """--start: "HH:MM" (clock time, seconds since midnight) or seconds."""
+  text = str(text).strip()
+  try:
+    if ":" in text:
+      t = datetime.datetime.strptime(text, "%H:%M")
+      return float(t.hour * 3600 + t.minute * 60)
+    value = float(text)
+  except ValueError:
+    value = float("nan")
+  if not np.isfinite(value) or value < 0:
+    raise ConfigError(f"--start {text!r}: expected a clock time HH:MM or "
+                      "seconds >= 0")
+  return value
 
 
 def series_flags(section: str) -> tuple[Flag, ...]:
@@ -60,7 +111,12 @@ class SeriesTask(BaseTask):
       Option("--covariates", str, "static covariates of the generated "
              "series, comma-separated in the run's order (default: the "
              "train mean)"),
+      Option("--start", str, "runs with a time input: the clock time HH:MM "
+             "(actigraphy) or seconds since lights-off (hypnograms) of the "
+             "first generated step (default: the typical train start)"),
   )
+  # What the family can model: "real", "categorical", "counts".
+  value_kinds: ClassVar[tuple[str, ...]] = ("real",)
 
   @classmethod
   def validate_config(cls, config) -> None:
@@ -92,6 +148,7 @@ class SeriesTask(BaseTask):
     s.norm_kind = str(norm.get("kind", "none"))
     s.norm_offset = tuple(float(v) for v in norm.get("offset", [0.0] * channels))
     s.norm_scale = tuple(float(v) for v in norm.get("scale", [1.0] * channels))
+    self._resolve_values(s, dataset, observed)
     if s.condition == "label":
       if "label" not in dataset.keys:
         raise ConfigError(
@@ -111,6 +168,33 @@ class SeriesTask(BaseTask):
     else:
       s.num_covariates, s.covariate_names = 0, ()
       s.covariate_offset, s.covariate_scale = (), ()
+
+  def _resolve_values(self, s, dataset: Dataset, observed) -> None:
+    """value_kind, categories, count scale, time input and domain."""
+    md = dataset.metadata
+    s.value_kind = str(md.get("values", "real"))
+    if s.value_kind not in self.value_kinds:
+      raise DataError(
+          f"{dataset.source}: dataset {dataset.name!r} holds "
+          f"{s.value_kind} values; `medgen train {self.section}` models "
+          f"{' or '.join(self.value_kinds)} series (use `medgen train rnn`)")
+    s.category_names = tuple(str(c) for c in md.get("category_names", ()))
+    s.categories = len(s.category_names)
+    if s.value_kind == "categorical" and s.categories < 2:
+      raise DataError(f"{dataset.source}: categorical series need at least "
+                      "2 category names in the metadata")
+    s.count_log_mean = (float(np.log1p(observed.mean())) if
+                        s.value_kind == "counts" and observed.size else 0.0)
+    s.time_kind = str(md.get("time_kind", ""))
+    train = dataset.split("train")
+    # Generated series start at lights-off (elapsed time 0) or at the
+    # train windows' typical clock time (midnight for calendar days).
+    s.time_start = (float(np.median(train["t0"])) if s.time_kind == "clock"
+                    and "t0" in dataset.keys else 0.0)
+    if s.time_kind and "t0" not in dataset.keys:
+      raise DataError(f"{dataset.source}: time input {s.time_kind!r} but no "
+                      "'t0' (window start times) in the dataset")
+    s.domain = str(md.get("domain", ""))
 
   def check_resolved(self, config) -> None:
     s = config[self.section]
@@ -133,6 +217,8 @@ class SeriesTask(BaseTask):
                     else np.zeros((x.shape[0],), np.int32))
     if self.config[self.section].num_covariates:
       out["covariates"] = np.asarray(arrays["covariates"], np.float32)
+    if self.config[self.section].time_kind:
+      out["t0"] = np.asarray(arrays["t0"], np.float32)
     return out
 
   def make_batch(self, split: Split, sampler: IndexSampler,
@@ -178,6 +264,21 @@ class SeriesTask(BaseTask):
       check_int(options["length"], "--length", 2, 10**6)
     if options.get("temperature") is not None:
       check_real(options["temperature"], "--temperature", 0.0)
+    if options.get("start") is not None:
+      if not self.config[self.section].time_kind:
+        raise ConfigError("--start needs a run with a time input "
+                          "(hypnogram: or actigraphy: data)")
+      parse_start(options["start"])
+
+  def sample_starts(self, n: int, options: Mapping[str, Any]
+                    ) -> np.ndarray | None:
+    """t0 [n] seconds of n generated series (None without a time input)."""
+    s = self.config[self.section]
+    if not s.time_kind:
+      return None
+    start = options.get("start")
+    t0 = parse_start(start) if start is not None else float(s.time_start)
+    return np.full((n,), t0, np.float32)
 
   def sample_labels(self, n: int, options: Mapping[str, Any]) -> np.ndarray:
     """The class of each of n samples: --label, else cycling over classes."""
@@ -211,13 +312,16 @@ class SeriesTask(BaseTask):
         s.covariate_scale)
     return np.repeat(z[None].astype(np.float32), n, axis=0)
 
-  def package(self, x_norm: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+  def package(self, x_norm: np.ndarray, labels: np.ndarray,
+              t0: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Generated normalised windows -> what `medgen sample` writes."""
     x_norm = np.asarray(x_norm, np.float32)
     out = {"x": self.denormalize(x_norm), "x_norm": x_norm,
            "mask": np.ones(x_norm.shape[:2], bool)}
     if self.conditional:
       out["label"] = labels
+    if t0 is not None:
+      out["t0"] = np.asarray(t0, np.float32)
     return out
 
   # -- evaluation -------------------------------------------------------------------
@@ -228,6 +332,8 @@ class SeriesTask(BaseTask):
     s = self.config[self.section]
     rx, rm = real["x"], real["mask"]
     fx, fm = fake["x_norm"], fake["mask"]
+    if s.value_kind == "counts":   # counts span decades: compare log1p
+      rx, fx = np.log1p(np.maximum(rx, 0.0)), np.log1p(np.maximum(fx, 0.0))
     out = {f"{prefix}_mmd": float(seq_metrics.mmd(rx, fx, rm, fm))}
     rate = float(s.rate)
     _, rs = seq_metrics.power_spectra(rx, rm, rate)
@@ -237,6 +343,9 @@ class SeriesTask(BaseTask):
     if s.eval_classifier_steps:
       out[f"{prefix}_discriminative"] = float(seq_metrics.discriminative_score(
           rx, rm, fx, fm, seed=SCORE_SEED, steps=s.eval_classifier_steps))
+    view = domain_view(s.domain)
+    if view is not None:
+      out.update(view.scores(self, real, fake, prefix))
     return out
 
   def trace_picture(self, real_x: np.ndarray | None, real_mask: np.ndarray | None,
@@ -255,16 +364,27 @@ class SeriesTask(BaseTask):
     """Generated windows against the held-out batch `real` of split `name`
     (from `held_out`): scores and traces."""
     n = real["x"].shape[0]
-    fake = self.generate(state, key, n, {"length": real["x"].shape[1]})
+    options = {"length": real["x"].shape[1]}
+    fake = self.generate(state, key, n, options)
     out = Outputs(scalars={f"eval/{k}": v for k, v in
                            self.sample_scores(real, fake, name).items()})
-    out.images["traces"] = self.trace_picture(real["x"], real["mask"],
-                                              fake["x_norm"])
+    view = domain_view(self.config[self.section].domain)
+    out.images["traces"] = (
+        view.picture(self, real, fake) if view is not None else
+        self.trace_picture(real["x"], real["mask"], fake["x_norm"]))
     out.arrays["samples"] = fake["x"][:TRACES_SHOWN * 4]   # record units
     return out
 
   def render(self, samples: Mapping[str, np.ndarray]) -> Outputs:
     if "x" not in samples:
       return Outputs()
+    view = domain_view(self.config[self.section].domain)
+    if view is not None:
+      fake = {"x_norm": self.normalize(samples["x"]),
+              "mask": samples.get("mask", np.ones(samples["x"].shape[:2],
+                                                  bool))}
+      if "t0" in samples:
+        fake["t0"] = samples["t0"]
+      return Outputs(images={"traces": view.picture(self, None, fake)})
     x = self.normalize(samples["x"])
     return Outputs(images={"traces": self.trace_picture(None, None, x)})

@@ -29,6 +29,26 @@ import jax.numpy as jnp
 CELLS = {"lstm": nn.OptimizedLSTMCell, "gru": nn.GRUCell}
 Carry = Any
 
+# Per-step time inputs: kind -> features. "clock": the time of day (seconds
+# since midnight) as the sine and cosine of its 24-h phase, so 23:59 and
+# 00:01 are neighbours (actigraphy); "elapsed": hours since the series'
+# start (lights-off for a night's hypnogram), divided by 8 (a night).
+TIME_KINDS = {"clock": 2, "elapsed": 1}
+DAY_SECONDS = 86400.0
+NIGHT_HOURS = 8.0
+
+
+def time_features(kind: str, seconds: jax.Array) -> jax.Array:
+  """seconds [...] -> features [..., TIME_KINDS[kind]] (see TIME_KINDS)."""
+  seconds = jnp.asarray(seconds, jnp.float32)
+  if kind == "clock":
+    phase = (2.0 * jnp.pi / DAY_SECONDS) * jnp.mod(seconds, DAY_SECONDS)
+    return jnp.stack([jnp.sin(phase), jnp.cos(phase)], -1)
+  if kind == "elapsed":
+    return (seconds / (3600.0 * NIGHT_HOURS))[..., None]
+  raise ValueError(f"unknown time kind {kind!r}; expected one of "
+                   f"{sorted(TIME_KINDS)}")
+
 
 def zero_carry(cell: str, batch: int, hidden: int) -> Carry:
   """The initial state of one cell: zeros ((c, h) for an LSTM)."""
@@ -147,17 +167,21 @@ class Autoregressive(nn.Module):
     start = jnp.zeros_like(seen).at[:, 0].set(1.0)
     return prev, seen[..., None], start[..., None]
 
-  def inputs(self, prev, seen, start, label, covariates):
+  def inputs(self, prev, seen, start, label, covariates, time=None):
     cond = self.condition(label, covariates, prev.shape[0])
-    return _with_condition(jnp.concatenate([prev, seen, start], -1), cond)
+    parts = [prev, seen, start] + ([] if time is None else [time])
+    return _with_condition(jnp.concatenate(parts, -1), cond)
 
   def __call__(self, y: jax.Array, mask: jax.Array,
                label: jax.Array | None = None,
-               covariates: jax.Array | None = None) -> jax.Array:
-    """Teacher-forced head parameters: y [b, t, c], mask [b, t] ->
+               covariates: jax.Array | None = None,
+               time: jax.Array | None = None) -> jax.Array:
+    """Teacher-forced head parameters: y [b, t, c] (the head's input
+    features of the values), mask [b, t], time [b, t, F] (features of each
+    predicted step's time, `time_features`; None without) ->
     [b, t, num_params], where step t sees y_<t only."""
     prev, seen, start = self.shift(y, mask)
-    h = self.stack(self.inputs(prev, seen, start, label, covariates))
+    h = self.stack(self.inputs(prev, seen, start, label, covariates, time))
     return self.out(h)
 
   def initial_carry(self, batch: int):
@@ -165,12 +189,13 @@ class Autoregressive(nn.Module):
 
   def step(self, carry, prev: jax.Array, seen: jax.Array, start: jax.Array,
            label: jax.Array | None = None,
-           covariates: jax.Array | None = None):
+           covariates: jax.Array | None = None,
+           time: jax.Array | None = None):
     """One step: prev [b, c] values of step t-1, seen [b, 1], start [b, 1]
-    (1 at a series' first step) -> (carry, head parameters [b, num_params]
-    of step t)."""
+    (1 at a series' first step), time [b, F] features of step t's time ->
+    (carry, head parameters [b, num_params] of step t)."""
     carry, h = self.stack.step(
-        carry, self.inputs(prev, seen, start, label, covariates))
+        carry, self.inputs(prev, seen, start, label, covariates, time))
     return carry, self.out(h)
 
 

@@ -74,15 +74,15 @@ def _reference_sample(cfg, params, key, label, cov, temperature, n, steps, c):
 def test_scan_sampling_equals_the_step_by_step_reference(tiny_ar, temperature):
   cfg, params = tiny_ar
   label = jnp.asarray([0, 2, 1])
-  sample = jax.jit(rnn_step.make_sample(cfg, 2), static_argnums=(5, 6))
-  got = np.asarray(sample(params, jax.random.key(7), label, COV,
+  sample = jax.jit(rnn_step.make_sample(cfg, 2), static_argnums=(6, 7))
+  got = np.asarray(sample(params, jax.random.key(7), label, COV, None,
                           jnp.float32(temperature), 3, 9))
   want = _reference_sample(cfg, params, jax.random.key(7), label, COV,
                            temperature, 3, 9, 2)
   np.testing.assert_allclose(got, want, atol=1e-5)
   assert got.shape == (3, 9, 2)
   other = np.asarray(sample(params, jax.random.key(7), label, COV + 1.0,
-                            jnp.float32(temperature), 3, 9))
+                            None, jnp.float32(temperature), 3, 9))
   assert not np.allclose(other, got)   # the covariates condition the samples
 
 
@@ -95,7 +95,7 @@ def test_forecast_continues_from_the_teacher_forced_state(tiny_ar):
   label = jnp.asarray([1, 0])
   forecast = rnn_step.make_forecast(cfg)
   got = np.asarray(forecast(params, jax.random.key(0), ctx, mask, label,
-                            COV[:2], jnp.float32(0.0), 1))[:, 0]
+                            COV[:2], None, jnp.float32(0.0), 1))[:, 0]
   # teacher-forced over context + one dummy step: its last head = step 5's
   full = jnp.concatenate([ctx, jnp.zeros((2, 1, 2))], 1)
   fmask = jnp.concatenate([mask, jnp.ones((2, 1), bool)], 1)
