@@ -65,6 +65,16 @@ SERIES_FLAGS = (
      "evenly spaced; 0 = all"),
     ("--covariates", "data.covariates", "CSV of static covariates per record "
      "(record name, then numeric columns); models condition on them"),
+    ("--test-records", "data.test_records", "comma-separated record names "
+     "held out as the test split (several records; e.g. one subject of a "
+     "leave-one-out fold); val comes from the rest by --val-fraction"),
+    ("--epoch-seconds", "data.epoch_seconds", "sleep data: the scoring epoch "
+     "of a text hypnogram (it does not store one; default 30), or the "
+     "epoch that actigraphy counts are summed into (0 = the file's)"),
+    ("--nonwear-minutes", "data.nonwear_minutes", "actigraphy: runs of zero "
+     "counts at least this long are non-wear and masked (0 = keep zeros)"),
+    ("--diary", "data.diary", "actigraphy: a sleep diary CSV (TYPE, START, "
+     "END); its NOWEAR periods are masked"),
 )
 
 
@@ -109,6 +119,18 @@ def add_series_data_options(data: ml_collections.ConfigDict) -> None:
   data.max_windows = 0           # cap on train examples (evenly spaced)
   # CSV of static covariates per record (name, then numeric columns); "" = none.
   data.covariates = ""
+  # Record names (comma-separated) held out as the test split; "" = by
+  # data.test_fraction.
+  data.test_records = ""
+  # Sleep data (data/sleep.py): seconds per epoch of a text hypnogram (0 =
+  # 30 s, the AASM epoch), or of the epochs actigraphy counts are summed
+  # into (0 = the file's own epoch).
+  data.epoch_seconds = 0.0
+  # Actigraphy: zero-count runs at least this long are non-wear (masked
+  # steps, not zeros; Choi et al. 2011 use 90 min); 0 = keep every zero.
+  data.nonwear_minutes = 90.0
+  # Actigraphy: a sleep diary CSV whose NOWEAR periods are masked; "" = none.
+  data.diary = ""
   # --data sines: TimeGAN's benchmark (Yoon et al. 2019) of data.window steps.
   data.sines_examples = 10000
   data.sines_channels = 5
@@ -125,7 +147,7 @@ def _choice(data, field: str, choices, shown=None) -> None:
 def validate_series_data_options(data) -> None:
   """Checks the series fields by meaning; ConfigError naming the flag."""
   for field in ("kind", "channels", "time_column", "segment", "annotation",
-                "derive", "normalize"):
+                "derive", "normalize", "test_records", "diary"):
     if not isinstance(data[field], str):
       raise ConfigError(f"{flag_text(field, repr(data[field]))}: expected a "
                         "string")
@@ -169,5 +191,8 @@ def validate_series_data_options(data) -> None:
   check_real(data.min_valid, "data.min_valid (--min-valid)", 0.0, 1.0,
              lo_open=True)
   check_int(data.max_windows, "data.max_windows (--max-windows)", 0)
+  check_real(data.epoch_seconds, "data.epoch_seconds (--epoch-seconds)", 0.0)
+  check_real(data.nonwear_minutes, "data.nonwear_minutes (--nonwear-minutes)",
+             0.0)
   check_int(data.sines_examples, "data.sines_examples", 1)
   check_int(data.sines_channels, "data.sines_channels", 1)

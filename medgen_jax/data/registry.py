@@ -59,7 +59,8 @@ def _ensure_builtin_loaders() -> None:
   # Importing the modules runs their @DATASETS.register and
   # @FILE_FORMATS.register decorators.
   from medgen_jax.data import (csv_table, expression_datasets,  # noqa: F401
-                              h5ad, medmnist, phantoms, series_sources)
+                              h5ad, medmnist, phantoms, series_sources,
+                              sleep)
 
 
 @PREFIXES.register("tfds")

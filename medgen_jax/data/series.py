@@ -58,7 +58,8 @@ _MAX_RATIO_TERM = 2000  # largest up/down factor of the polyphase resampler
 _FIELDS = ("kind", "channels", "rate", "time_column", "resample", "window",
            "stride", "segment", "beat_before", "beat_after", "annotation",
            "derive", "normalize", "val_fraction", "test_fraction",
-           "min_valid", "max_windows", "covariates", "sines_examples",
+           "min_valid", "max_windows", "covariates", "test_records",
+           "epoch_seconds", "nonwear_minutes", "diary", "sines_examples",
            "sines_channels", "seed")
 
 
@@ -83,6 +84,10 @@ class SeriesOptions:
   min_valid: float
   max_windows: int
   covariates: str
+  test_records: str
+  epoch_seconds: float
+  nonwear_minutes: float
+  diary: str
   seed: int
 
 
@@ -350,6 +355,29 @@ def record_splits(count: int, val_fraction: float, test_fraction: float,
           "test": sorted(order[n_train + n_val:])}
 
 
+def named_record_splits(names: Sequence[str], test_records: str,
+                        val_fraction: float, test_fraction: float,
+                        seed: int, source: str) -> dict[str, list[int]]:
+  """record_splits, or with `test_records` (comma-separated names, any
+  case) those records as test and val drawn from the rest."""
+  if not test_records:
+    return record_splits(len(names), val_fraction, test_fraction, seed)
+  wanted = [t.strip() for t in test_records.split(",") if t.strip()]
+  lower = [n.lower() for n in names]
+  missing = [t for t in wanted if t.lower() not in lower]
+  if missing:
+    raise ConfigError(f"--test-records {missing[0]!r}: no such record in "
+                      f"{source} (its records: {', '.join(names)})")
+  test = sorted({lower.index(t.lower()) for t in wanted})
+  rest = [i for i in range(len(names)) if i not in test]
+  if not rest:
+    raise ConfigError(f"--test-records {test_records!r} holds out every "
+                      f"record of {source}; leave at least one to train on")
+  inner = record_splits(len(rest), val_fraction, 0.0, seed)
+  return {"train": [rest[i] for i in inner["train"]],
+          "val": [rest[i] for i in inner["val"]], "test": test}
+
+
 # ---------------------------------------------------------------------------
 # Normalisation.
 # ---------------------------------------------------------------------------
@@ -471,8 +499,9 @@ def _pieces(recs: Sequence[Recording],
             f"then val {opts.val_fraction:.0%}, then test "
             f"{opts.test_fraction:.0%}; no example crosses a block")
     return {s: [(0, a, b)] for s, (a, b) in blocks.items() if b > a}, rule
-  parts = record_splits(len(recs), opts.val_fraction, opts.test_fraction,
-                        opts.seed)
+  parts = named_record_splits([r.name for r in recs], opts.test_records,
+                              opts.val_fraction, opts.test_fraction,
+                              opts.seed, "the data")
   counts = ", ".join(f"{len(v)} {s}" for s, v in parts.items() if v)
   rule = (f"whole records per split ({counts} of {len(recs)}), shuffled "
           f"with data.seed {opts.seed}; no record is in two splits")
