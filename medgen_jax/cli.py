@@ -4,6 +4,7 @@
   medgen train --workdir DIR --resume [--steps N]     # family from the run
   medgen sample --workdir DIR [--n 64] [--out grid.png | samples.npz] ...
   medgen embed --workdir DIR [--out latents.npz] [--plot latents.png]
+  medgen sleep-metrics FILE [--kind hypnogram|actigraphy] [--json]
   medgen datasets | medgen families
 
 `medgen train FAMILY --help` lists the shared flags and that family's own.
@@ -341,6 +342,27 @@ def cmd_embed(argv: list[str]) -> int:
   return 0
 
 
+def cmd_sleep_metrics(argv: list[str]) -> int:
+  p = _Parser(prog="medgen sleep-metrics",
+              description="Sleep measures of a hypnogram, an actigraphy "
+              "recording, or a sample .npz of a sleep run.")
+  p.add_argument("file", help="hypnogram (.txt/.csv/.edf), actigraphy "
+                 "(.awd/.csv) or `medgen sample` .npz")
+  p.add_argument("--kind", default="auto",
+                 help="auto | hypnogram | actigraphy (needed for .npz)")
+  p.add_argument("--epoch-seconds", type=float, default=0.0,
+                 help="seconds per epoch of a text hypnogram or an .npz "
+                 "(default 30 for hypnograms, 60 for actigraphy)")
+  p.add_argument("--nonwear-minutes", type=float, default=90.0,
+                 help="actigraphy: zero runs at least this long are non-wear")
+  p.add_argument("--json", action="store_true", help="print JSON")
+  args = p.parse_args(argv)
+  from medgen_jax.sleep_report import report
+  print(report(args.file, args.kind, args.epoch_seconds,
+               args.nonwear_minutes, args.json))
+  return 0
+
+
 def cmd_datasets(argv: list[str]) -> int:
   _Parser(prog="medgen datasets").parse_args(argv)
   from medgen_jax.data.registry import dataset_names
@@ -356,7 +378,8 @@ def cmd_families(argv: list[str]) -> int:
 
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "embed": cmd_embed,
-            "datasets": cmd_datasets, "families": cmd_families}
+            "datasets": cmd_datasets, "families": cmd_families,
+            "sleep-metrics": cmd_sleep_metrics}
 
 
 def _dispatch(argv: list[str]) -> int:
@@ -467,7 +490,12 @@ def run() -> None:
   (a segmentation fault after the one-line message). Checkpoints are
   written synchronously and closed before this point.
   """
-  code = main()
+  try:
+    code = main()
+  except BrokenPipeError:   # `medgen ... | head`: the reader has gone
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(0)
   if code == 130:
     sys.stdout.flush()
     sys.stderr.flush()

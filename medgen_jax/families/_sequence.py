@@ -334,13 +334,19 @@ class SeriesTask(BaseTask):
     fx, fm = fake["x_norm"], fake["mask"]
     if s.value_kind == "counts":   # counts span decades: compare log1p
       rx, fx = np.log1p(np.maximum(rx, 0.0)), np.log1p(np.maximum(fx, 0.0))
-    out = {f"{prefix}_mmd": float(seq_metrics.mmd(rx, fx, rm, fm))}
-    rate = float(s.rate)
-    _, rs = seq_metrics.power_spectra(rx, rm, rate)
-    _, fs = seq_metrics.power_spectra(fx, fm, rate)
-    out[f"{prefix}_spectral_distance"] = float(
-        seq_metrics.spectral_distance(rs, fs))
-    if s.eval_classifier_steps:
+    out = {}
+    # MMD and spectra take complete windows only: a held-out split of a few
+    # gappy windows (a short hypnogram) has none, and then they are left
+    # out rather than stopping the run.
+    complete = min(int(rm.all(1).sum()), int(fm.all(1).sum()))
+    if complete >= 2:
+      out[f"{prefix}_mmd"] = float(seq_metrics.mmd(rx, fx, rm, fm))
+      rate = float(s.rate)
+      _, rs = seq_metrics.power_spectra(rx, rm, rate)
+      _, fs = seq_metrics.power_spectra(fx, fm, rate)
+      out[f"{prefix}_spectral_distance"] = float(
+          seq_metrics.spectral_distance(rs, fs))
+    if s.eval_classifier_steps and min(len(rx), len(fx)) >= 4:
       out[f"{prefix}_discriminative"] = float(seq_metrics.discriminative_score(
           rx, rm, fx, fm, seed=SCORE_SEED, steps=s.eval_classifier_steps))
     view = domain_view(s.domain)
