@@ -34,6 +34,16 @@ def _to_image(image: Image.Image) -> np.ndarray:
   return np.asarray(image, np.float32)[None] / 127.5 - 1.0
 
 
+def _group_header(draw, top: int, width: int, index: int,
+                  title: str) -> tuple[int, tuple[int, int, int]]:
+  """A group's separator and title; returns (top of its first row, colour)."""
+  color = COLORS[index % len(COLORS)]
+  if index:
+    draw.rectangle([0, top, width - 1, top + 1], fill=GROUP_LINE)
+  draw.text((3, top + 3), str(title), fill=color)
+  return top + 2 + TITLE_HEIGHT, color
+
+
 def _height(groups, row_h: int) -> int:
   return sum(TITLE_HEIGHT + 2 + len(g) * (row_h + 1) for g in groups)
 
@@ -59,12 +69,7 @@ def hypnogram_panel(groups: Sequence[np.ndarray],
   level_h = (row_height - 6) / 4.0
   top = 0
   for gi, (x, m, title) in enumerate(zip(groups, masks, titles)):
-    color = COLORS[gi % len(COLORS)]
-    if gi:
-      draw.rectangle([0, top, width - 1, top + 1], fill=GROUP_LINE)
-    top += 2
-    draw.text((3, top + 1), str(title), fill=color)
-    top += TITLE_HEIGHT
+    top, color = _group_header(draw, top, width, gi, title)
     x, m = np.rint(np.asarray(x)).astype(int), np.asarray(m, bool)
     for i in range(x.shape[0]):
       draw.line([(0, top), (width - 1, top)], fill=ROW_LINE)
@@ -130,12 +135,7 @@ def actogram(groups: Sequence[np.ndarray], masks: Sequence[np.ndarray],
   draw = ImageDraw.Draw(image)
   top = 0
   for gi, (days, title) in enumerate(zip(rows, titles)):
-    color = COLORS[gi % len(COLORS)]
-    if gi:
-      draw.rectangle([0, top, width - 1, top + 1], fill=GROUP_LINE)
-    top += 2
-    draw.text((3, top + 1), str(title), fill=color)
-    top += TITLE_HEIGHT
+    top, color = _group_header(draw, top, width, gi, title)
     for vals, mask in days:
       draw.line([(0, top), (width - 1, top)], fill=ROW_LINE)
       top += 1

@@ -13,24 +13,10 @@ from medgen_jax.data.actigraphy_files import (AWD_EPOCH_CODES, Actigraphy,
                                               read_actigraphy_csv, read_awd,
                                               read_sleep_diary)
 from medgen_jax.errors import DataError
+from file_helpers import raises_one_line as _raises, write_file as _write
 
 DT = datetime.datetime
 HEADER = "example_x\n23-Jan-1918\n13:58\n 4 \n00\nV664055\nX\n"
-
-
-def _raises(fn, *args):
-  """Runs fn, expects a DataError, returns its one-line message."""
-  with pytest.raises(DataError) as info:
-    fn(*args)
-  message = str(info.value)
-  assert "\n" not in message
-  return message
-
-
-def _write(tmp_path, name, text, newline="\n"):
-  path = tmp_path / name
-  path.write_bytes(text.replace("\n", newline).encode())
-  return path
 
 
 # ---------------------------------------------------------------------------

@@ -10,21 +10,7 @@ import pytest
 from medgen_jax.data.hypnogram_files import Hypnogram, read_hypnogram
 from medgen_jax.data.sleep_stages import N1, N2, N3, REM, UNKNOWN, WAKE
 from medgen_jax.errors import DataError
-
-
-def _raises(fn, *args, **kwargs):
-  """Runs fn, expects a DataError, returns its one-line message."""
-  with pytest.raises(DataError) as info:
-    fn(*args, **kwargs)
-  message = str(info.value)
-  assert "\n" not in message
-  return message
-
-
-def _write(tmp_path, name, text, newline="\n"):
-  path = tmp_path / name
-  path.write_bytes(text.replace("\n", newline).encode())
-  return path
+from file_helpers import raises_one_line as _raises, write_file as _write
 
 
 # ---------------------------------------------------------------------------
