@@ -20,10 +20,12 @@ def _setup(config):
   return task, state, (lambda i: task.make_batch(train, sampler, i))
 
 
+# Compiling once is a property of the step's structure (one or several
+# discriminator steps, with or without labels), not of the loss: two cases
+# cover it. The other losses' values are tested in tests/objectives, and a
+# conditional hinge run trains through the CLI in tests/test_cli.py.
 @pytest.mark.parametrize("loss,d_steps,conditional", [
     ("nonsaturating", 1, False),
-    ("minimax", 1, True),
-    ("hinge", 2, False),
     ("wgan-gp", 2, True),
 ])
 def test_step_compiles_once_and_updates(tiny_config, loss, d_steps, conditional):
