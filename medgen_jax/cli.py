@@ -355,11 +355,14 @@ def cmd_sleep_metrics(argv: list[str]) -> int:
                  "(default 30 for hypnograms, 60 for actigraphy)")
   p.add_argument("--nonwear-minutes", type=float, default=90.0,
                  help="actigraphy: zero runs at least this long are non-wear")
+  p.add_argument("--diary", default="",
+                 help="actigraphy: a sleep diary CSV (TYPE, START, END); one "
+                 "row per NIGHT")
   p.add_argument("--json", action="store_true", help="print JSON")
   args = p.parse_args(argv)
   from medgen_jax.sleep_report import report
   print(report(args.file, args.kind, args.epoch_seconds,
-               args.nonwear_minutes, args.json))
+               args.nonwear_minutes, args.json, args.diary))
   return 0
 
 

@@ -11,7 +11,10 @@ are not the default (30 s for hypnograms, 60 s for actigraphy),
 Hypnograms: the measures of metrics/sleep.py's `hypnogram_statistics`, one
 row per night. Actigraphy: mean counts, Cole-Kripke sleep minutes per day
 (1-minute epochs), IS, IV, L5, M10 and RA, one row per recording or
-generated series, non-wear (zero runs of --nonwear-minutes) excluded.
+generated series, non-wear (zero runs of --nonwear-minutes) excluded. With
+--diary FILE (TYPE, START, END), one row per diary NIGHT instead: time in
+bed, Cole-Kripke total sleep time, efficiency, onset latency, WASO and
+awakenings inside the night (NOWEAR periods masked).
 """
 
 from __future__ import annotations
@@ -105,6 +108,39 @@ def _actigraphy_measures(counts, mask, epoch, t0) -> dict[str, float]:
   return out
 
 
+def diary_night_rows(path: pathlib.Path, diary: str, nonwear_minutes: float):
+  """One row per NIGHT period of the diary: Cole-Kripke sleep/wake scoring
+  inside it (sleep_wake_statistics)."""
+  from medgen_jax.data import actigraphy_files as af
+  rec = af.read_actigraphy(path)
+  periods = af.read_sleep_diary(diary)
+  counts = np.asarray(rec.counts, np.float64)
+  worn = (af.nonwear_mask(counts, rec.epoch_seconds, nonwear_minutes)
+          if nonwear_minutes else np.isfinite(counts))
+  worn &= ~af.diary_epochs(periods, rec.start, rec.epoch_seconds, counts.size,
+                           "NOWEAR")
+  asleep = sleep_metrics.cole_kripke(np.where(worn, counts, 0.0),
+                                     rec.epoch_seconds, worn)
+  names, rows = [], []
+  for p in periods:
+    if p.kind != "NIGHT":
+      continue
+    a = int(np.floor((p.start - rec.start).total_seconds() /
+                     rec.epoch_seconds))
+    b = int(np.ceil((p.end - rec.start).total_seconds() / rec.epoch_seconds))
+    if b <= 0 or a >= counts.size:
+      continue   # outside the recording
+    a, b = max(a, 0), min(b, counts.size)
+    names.append(f"{p.start:%m-%d %H:%M}")
+    rows.append(sleep_metrics.sleep_wake_statistics(asleep[a:b], worn[a:b],
+                                                    rec.epoch_seconds))
+  if not rows:
+    raise DataError(f"{diary}: no NIGHT period falls inside {path} "
+                    f"(recorded from {rec.start}); is it this recording's "
+                    "diary?")
+  return names, rows, rec.epoch_seconds
+
+
 def actigraphy_rows(path: pathlib.Path, epoch_seconds: float,
                     nonwear_minutes: float):
   if path.suffix.lower() == ".npz":
@@ -132,8 +168,10 @@ def _fmt(v: float) -> str:
 
 
 def report(path: str, kind: str = "auto", epoch_seconds: float = 0.0,
-           nonwear_minutes: float = 90.0, as_json: bool = False) -> str:
-  """The text `medgen sleep-metrics` prints."""
+           nonwear_minutes: float = 90.0, as_json: bool = False,
+           diary: str = "") -> str:
+  """The text `medgen sleep-metrics` prints (with `diary`, an actigraphy
+  recording gets one row per diary NIGHT instead of one for the whole)."""
   p = pathlib.Path(path).expanduser()
   if not p.is_file():
     raise DataError(f"{p}: no such file; medgen sleep-metrics takes a "
@@ -147,6 +185,12 @@ def report(path: str, kind: str = "auto", epoch_seconds: float = 0.0,
   if kind == "hypnogram":
     names, rows, epoch = hypnogram_rows(p, epoch_seconds)
     keys = list(sleep_metrics.STAT_KEYS)
+  elif diary:
+    if p.suffix.lower() == ".npz":
+      raise ConfigError("--diary describes a recording, not generated "
+                        "samples; pass the recording's file")
+    names, rows, epoch = diary_night_rows(p, diary, nonwear_minutes)
+    keys = list(sleep_metrics.SLEEP_WAKE_KEYS)
   else:
     names, rows, epoch = actigraphy_rows(p, epoch_seconds, nonwear_minutes)
     keys = list(ACTIGRAPHY_KEYS)

@@ -31,6 +31,7 @@ valid epoch, as in the series datasets):
 
 from __future__ import annotations
 
+import math
 from typing import Iterable
 
 import numpy as np
@@ -414,3 +415,50 @@ def nonparametric_circadian(counts, epoch_seconds: float,
   out["RA"] = (out["M10"] - out["L5"]) / total if total > 0 else nan
   return {k: float(out[k]) for k in ("IS", "IV", "L5", "M10", "L5_start",
                                      "M10_start", "RA")}
+
+
+SLEEP_WAKE_KEYS = ("TIB", "TST", "SE", "SOL", "WASO", "awakenings")
+
+
+def sleep_wake_statistics(asleep, valid, epoch_seconds: float = 60.0
+                          ) -> dict[str, float]:
+  """Night measures from a sleep/wake scoring (e.g. `cole_kripke` over a
+  diary's NIGHT period): the hypnogram measures that need only two states.
+
+  TIB counts every epoch; TST the sleep epochs; SE = 100 TST / TIB; SOL the
+  minutes before the first sleep epoch; WASO the wake epochs between the
+  first and the last sleep epoch; awakenings the wake bouts between them.
+  Invalid (masked) epochs are neither sleep nor wake: they count in TIB
+  only, and they do not split or end a wake bout. A night with no sleep has
+  TST 0 and SOL, WASO, awakenings NaN.
+
+  Args:
+    asleep: bool [T], True = sleep.
+    valid: bool [T], False = masked (non-wear, missing).
+    epoch_seconds: seconds per epoch.
+
+  Returns:
+    {key of SLEEP_WAKE_KEYS: float} (minutes, percent, count).
+  """
+  asleep = np.asarray(asleep, bool)
+  valid = np.asarray(valid, bool)
+  if asleep.shape != valid.shape or asleep.ndim != 1:
+    raise SleepMetricError(f"sleep_wake_statistics: asleep {asleep.shape} "
+                           f"and valid {valid.shape} must be the same [T]")
+  minutes = epoch_seconds / 60.0
+  sleep = asleep & valid
+  wake = ~asleep & valid
+  tib = asleep.size * minutes
+  out = {"TIB": tib, "TST": float(sleep.sum()) * minutes, "SOL": math.nan,
+         "WASO": math.nan, "awakenings": math.nan}
+  out["SE"] = 100.0 * out["TST"] / tib if tib else math.nan
+  idx = np.flatnonzero(sleep)
+  if idx.size:
+    first, last = idx[0], idx[-1]
+    out["SOL"] = first * minutes
+    inside = wake[first:last + 1]
+    out["WASO"] = float(inside.sum()) * minutes
+    known = np.flatnonzero(valid[first:last + 1])
+    states = sleep[first:last + 1][known]
+    out["awakenings"] = float(np.sum(states[:-1] & ~states[1:]))
+  return {k: float(out[k]) for k in SLEEP_WAKE_KEYS}

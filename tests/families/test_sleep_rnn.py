@@ -170,7 +170,7 @@ def test_actigraphy_run_beats_a_clockless_count_model(tmp_path, medgen):
   assert code == 2 and "--start" in err
 
 
-def test_sleep_metrics_of_the_real_files(shared_data_dir, medgen):
+def test_sleep_metrics_of_the_real_files(shared_data_dir, medgen, tmp_path):
   night = (shared_data_dir / "sleep" / "hypnograms" /
            "data_full_6hrs_100Hz_hypno_30s.txt")
   code, text, err = medgen(["sleep-metrics", night, "--json"])
@@ -185,6 +185,21 @@ def test_sleep_metrics_of_the_real_files(shared_data_dir, medgen):
   lines = {ln.split()[0]: ln.split()[1:] for ln in text.splitlines()[2:]}
   assert 0 < float(lines["IS"][0]) <= 1 and 0 < float(lines["RA"][0]) <= 1
   assert float(lines["days"][0]) <= 18401 / 1440
-  code, _, err = medgen(["sleep-metrics", shared_data_dir / "sleep" /
-                         "actigraphy" / "example_01_sleepdiary.csv"])
+  folder = shared_data_dir / "sleep" / "actigraphy"
+  code, _, err = medgen(["sleep-metrics", folder / "example_01_sleepdiary.csv"])
   assert code == 3 and "--diary" in err
+  # with the diary: one row per NIGHT period that the recording covers
+  code, text, err = medgen(["sleep-metrics", folder / "example_01.AWD",
+                            "--diary", folder / "example_01_sleepdiary.csv",
+                            "--json"])
+  assert code == 0, err
+  rows = json.loads(text)["rows"]
+  assert len(rows) >= 5 and rows[0]["name"] == "01-24 23:00"
+  assert rows[0]["TIB"] == 8 * 60            # NIGHT 23:00 to 07:00
+  assert all(0 <= r["TST"] <= r["TIB"] for r in rows)
+  other = tmp_path / "diary.csv"
+  other.write_text("TYPE,START,END\nNIGHT,2020-01-01 23:00:00,"
+                   "2020-01-02 07:00:00\n")
+  code, _, err = medgen(["sleep-metrics", folder / "example_01.AWD",
+                         "--diary", other])
+  assert code == 3 and "no NIGHT period" in err

@@ -376,3 +376,17 @@ def test_against_pyactigraphy(pyact, shared_data_dir):
   # each end unscored.
   ours_ck = sleep.cole_kripke(counts, scale=0.001 / 30)
   np.testing.assert_array_equal(ours_ck[4:-4], ck[4:-4].astype(bool))
+
+
+def test_sleep_wake_statistics_by_hand():
+  # 1-min epochs: W W S S W ? W S S W  (? = masked)
+  asleep = np.array([0, 0, 1, 1, 0, 0, 0, 1, 1, 0], bool)
+  valid = np.ones(10, bool)
+  valid[5] = False
+  out = sleep.sleep_wake_statistics(asleep, valid, 60.0)
+  assert out["TIB"] == 10 and out["TST"] == 4 and out["SE"] == 40
+  assert out["SOL"] == 2            # two wake minutes before the first sleep
+  assert out["WASO"] == 2           # epochs 4 and 6; the masked 5 is neither
+  assert out["awakenings"] == 1     # one wake bout (4-6) between sleeps
+  none = sleep.sleep_wake_statistics(np.zeros(5, bool), np.ones(5, bool), 30)
+  assert none["TST"] == 0 and np.isnan(none["SOL"]) and none["TIB"] == 2.5
