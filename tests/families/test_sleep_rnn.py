@@ -12,6 +12,7 @@ from PIL import Image
 from medgen_jax.baselines.sleep import MarkovChain, TimeOfDayCounts
 
 TINY = ["--hidden", "16", "--layers", "1", "--batch-size", "16",
+        "--num-devices", "1",
         "--set", "rnn.eval_classifier_steps=0", "--no-progress"]
 STAY = 0.9        # a stage repeats with this probability
 
