@@ -83,17 +83,20 @@ def _is_diary(path: pathlib.Path) -> bool:
   return {"type", "start", "end"} <= cols
 
 
-def _check_distinct(recs, names: Sequence[str]) -> None:
+def _check_distinct(recs) -> None:
   """Refuses one recording read twice (e.g. a file and its masked copy):
-  its windows could land in train and test."""
+  its windows could land in train and test. Two recordings are the same
+  when they start together and agree on over 90 % of the epochs where
+  either is active (shared zeros, e.g. both unworn, prove nothing)."""
   for i in range(len(recs)):
     for j in range(i):
       a, b = recs[i], recs[j]
       if a.start != b.start or a.epoch_seconds != b.epoch_seconds:
         continue
       n = min(a.counts.size, b.counts.size)
-      both = np.isfinite(a.counts[:n]) & np.isfinite(b.counts[:n])
-      if both.sum() and np.mean(a.counts[:n][both] == b.counts[:n][both]) > 0.9:
+      ca, cb = a.counts[:n], b.counts[:n]
+      active = np.isfinite(ca) & np.isfinite(cb) & ((ca > 0) | (cb > 0))
+      if active.sum() >= 10 and np.mean(ca[active] == cb[active]) > 0.9:
         raise DataError(
             f"{a.source} and {b.source} hold the same recording (same start "
             f"{a.start}, same counts); a subject must be one record, or its "
@@ -269,7 +272,7 @@ def load_actigraphy(rest: str, data_config) -> Dataset:
     raise DataError(f"{name}: only sleep diaries, no recording; pass the "
                     "recordings (.awd, .csv of timestamp and counts)")
   recs = [af.read_actigraphy(p) for p in paths]
-  _check_distinct(recs, [p.name for p in paths])
+  _check_distinct(recs)
   diary = af.read_sleep_diary(opts.diary) if opts.diary else ()
   if diary and len(recs) != 1:
     raise ConfigError(f"--diary {opts.diary}: a sleep diary describes one "

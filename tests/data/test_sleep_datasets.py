@@ -346,6 +346,14 @@ def test_the_same_recording_twice_is_refused(tmp_path):
   other = _awd(tmp_path / "b.AWD", 1 + np.arange(300) % 31)
   ds = _load(f"actigraphy:{a},{other}", window=60, min_valid=0.01)
   assert ds.metadata["records"] == ("a", "b")
+  # ... also when both are mostly zeros (unworn): shared zeros prove nothing
+  quiet_a, quiet_b = np.zeros(300), np.zeros(300)
+  quiet_a[::25], quiet_b[5::25] = 40, 60
+  qa = _awd(tmp_path / "qa.AWD", quiet_a)
+  qb = _awd(tmp_path / "qb.AWD", quiet_b)
+  ds = _load(f"actigraphy:{qa},{qb}", window=60, min_valid=0.01,
+             nonwear_minutes=0.0)
+  assert ds.metadata["records"] == ("qa", "qb")
 
 
 def test_actigraphy_metadata(tmp_path):
