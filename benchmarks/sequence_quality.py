@@ -71,14 +71,16 @@ class Spec:
   ecg_channel: int | None = None   # channel whose heart rate is compared
 
 
-def specs(data_dir: pathlib.Path, quick: bool) -> dict[str, Spec]:
+def specs(data_dir: pathlib.Path, quick: bool,
+          train_scale: float = 1.0) -> dict[str, Spec]:
   q = 0.05 if quick else 1.0
   s = lambda n: max(int(n * q), 20)   # noqa: E731
+  g = lambda n: max(int(n * q * train_scale), 20)   # noqa: E731
   return {
       "sines": Spec("sines", {"name": "sines", "sines_examples": 10000,
                               "window": 24, "val_fraction": 0.0,
                               "test_fraction": 0.3},
-                    steps=s(5000), batch_size=128, hidden=32, layers=2,
+                    steps=g(5000), batch_size=128, hidden=32, layers=2,
                     disc_steps=s(2000), pred_steps=s(5000),
                     pred_output="sigmoid"),
       "ecg_mitbih100": Spec(
@@ -86,7 +88,7 @@ def specs(data_dir: pathlib.Path, quick: bool) -> dict[str, Spec]:
           {"name": str(data_dir / "mitbih_100" / "100"), "channels": "MLII",
            "resample": 100.0, "window": 200, "stride": 100,
            "val_fraction": 0.1, "test_fraction": 0.2},
-          steps=s(2000), batch_size=64, hidden=64, layers=2,
+          steps=g(2000), batch_size=64, hidden=64, layers=2,
           disc_steps=s(1000), pred_steps=s(2000), pred_output="linear",
           ecg_channel=0),
       "ecg_abp_03700181": Spec(
@@ -94,7 +96,7 @@ def specs(data_dir: pathlib.Path, quick: bool) -> dict[str, Spec]:
           {"name": str(data_dir / "physionet_vitals" / "03700181"),
            "channels": "MCL1,ABP", "resample": 62.5, "window": 125,
            "stride": 32, "val_fraction": 0.1, "test_fraction": 0.2},
-          steps=s(2000), batch_size=64, hidden=64, layers=2,
+          steps=g(2000), batch_size=64, hidden=64, layers=2,
           disc_steps=s(1000), pred_steps=s(2000), pred_output="linear",
           ecg_channel=0),
   }
@@ -166,12 +168,15 @@ def main():
   p.add_argument("--models", default=",".join(MODELS))
   p.add_argument("--seeds", type=int, default=3)
   p.add_argument("--quick", action="store_true", help="tiny budgets (smoke)")
+  p.add_argument("--train-scale", type=float, default=1.0,
+                 help="multiplies the generators' training steps")
   p.add_argument("--data-dir", default=os.environ.get(
       "MEDGEN_SHARED_DATA", str(REPO.parent / "shared" / "data")))
   p.add_argument("--out", default=str(HERE / "results" /
                                       "sequence_quality.json"))
   args = p.parse_args()
-  all_specs = specs(pathlib.Path(args.data_dir), args.quick)
+  all_specs = specs(pathlib.Path(args.data_dir), args.quick,
+                    args.train_scale)
   seeds = list(range(args.seeds))
   out_path = pathlib.Path(args.out)
   pictures = out_path.parent / "traces"
