@@ -103,7 +103,7 @@ def specs(data_dir: pathlib.Path, quick: bool,
 
 
 MODELS = {
-    "rnn": ("rnn", {}),
+    "rnn": ("rnn", {"rnn.head": "gaussian"}),   # the README's Gaussian rows
     "rnn-mdn": ("rnn", {"rnn.head": "mdn"}),
     "rgan": ("rgan", {}),
     "rgan+supervised": ("rgan", {"rgan.supervised": 10.0}),
