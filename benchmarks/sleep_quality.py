@@ -115,10 +115,11 @@ def hypnogram_part(name, data, args, work_root, pictures):
       "markov-hourly": MarkovChain.fit(train["x"], train["mask"], train["t0"],
                                        epoch, NUM_STAGES, bin_seconds=3600.0),
   }
-  rows = [{"part": f"hypnogram/{name}", "model": m,
-           "nll_per_epoch": (lambda t: t[0] / t[1])(baseline_nll(b, test)),
-           "test_epochs": baseline_nll(b, test)[1]}
-          for m, b in models.items()]
+  rows = []
+  for m, b in models.items():
+    total, steps = baseline_nll(b, test)
+    rows.append({"part": f"hypnogram/{name}", "model": m,
+                 "nll_per_epoch": total / steps, "test_epochs": steps})
   run, seconds = train_rnn(config, work_root / f"hyp-{name}")
   total, steps = split_nll(run.task, run.state.params, test)
   rows.append({"part": f"hypnogram/{name}", "model": "rnn (categorical)",
@@ -146,7 +147,7 @@ def hypnogram_part(name, data, args, work_root, pictures):
       ["real night (the one full night)", "rnn (generated nights)",
        "markov-hourly (generated nights)"], epoch)
   save_image_grid(pictures / f"hypnogram-{name}.png", picture)
-  return rows, measures, nights
+  return rows, measures
 
 
 def real_night_measures(data_dir: pathlib.Path):
@@ -231,7 +232,7 @@ def main():
       }
       rows, measures = [], {}
       for name, data in parts.items():
-        r, m, _ = hypnogram_part(name, data, args, work_root, pictures)
+        r, m = hypnogram_part(name, data, args, work_root, pictures)
         rows += r
         measures[name] = {k: {key: [float(np.nanmean(v[key])),
                                     float(np.nanstd(v[key]))]

@@ -43,12 +43,12 @@ def _kind_of(path: pathlib.Path, kind: str) -> str:
   if suffix in (".edf", ".txt", ".hyp"):
     return "hypnogram"
   if suffix == ".csv":   # a stage column or a timestamp + counts table
-    with open(path, errors="replace") as f:
-      head = f.readline().lower()
-    if {"type", "start", "end"} <= {c.strip().strip('"')
-                                    for c in head.split(",")}:
+    from medgen_jax.data.actigraphy_files import is_sleep_diary
+    if is_sleep_diary(path):
       raise DataError(f"{path}: a sleep diary (TYPE, START, END), not a "
                       "recording; pass it to training as --diary FILE")
+    with open(path, errors="replace") as f:
+      head = f.readline().lower()
     return "actigraphy" if any(w in head for w in ("time", "date")) else (
         "hypnogram")
   raise ConfigError(f"{path}: cannot tell a hypnogram from actigraphy by its "
@@ -115,10 +115,7 @@ def diary_night_rows(path: pathlib.Path, diary: str, nonwear_minutes: float):
   rec = af.read_actigraphy(path)
   periods = af.read_sleep_diary(diary)
   counts = np.asarray(rec.counts, np.float64)
-  worn = (af.nonwear_mask(counts, rec.epoch_seconds, nonwear_minutes)
-          if nonwear_minutes else np.isfinite(counts))
-  worn &= ~af.diary_epochs(periods, rec.start, rec.epoch_seconds, counts.size,
-                           "NOWEAR")
+  worn = af.worn_epochs(rec, nonwear_minutes, periods)
   asleep = sleep_metrics.cole_kripke(np.where(worn, counts, 0.0),
                                      rec.epoch_seconds, worn)
   names, rows = [], []
@@ -154,10 +151,8 @@ def actigraphy_rows(path: pathlib.Path, epoch_seconds: float,
   from medgen_jax.data import actigraphy_files as af
   rec = af.read_actigraphy(path)
   counts = np.asarray(rec.counts, np.float64)
-  worn = (af.nonwear_mask(counts, rec.epoch_seconds, nonwear_minutes)
-          if nonwear_minutes else np.isfinite(counts))
-  start = rec.start
-  t0 = start.hour * 3600 + start.minute * 60 + start.second
+  worn = af.worn_epochs(rec, nonwear_minutes)
+  t0 = af.clock_seconds(rec.start)
   return [path.name], [_actigraphy_measures(
       np.where(worn, counts, 0.0), worn, rec.epoch_seconds, t0)], (
           rec.epoch_seconds)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from scipy import optimize, special
+from scipy import optimize, special, stats
 
 DAY_SECONDS = 86400.0
 
@@ -136,9 +136,8 @@ class MarkovChain:
 
 
 def _nb_logpmf(x, mu, theta):
-  return (special.gammaln(x + theta) - special.gammaln(theta)
-          - special.gammaln(x + 1) + theta * np.log(theta / (theta + mu))
-          + special.xlogy(x, mu / (theta + mu)))
+  """log NB(x; mean mu, inverse dispersion theta), scipy's parameters."""
+  return stats.nbinom.logpmf(x, theta, theta / (theta + mu))
 
 
 def _zinb_logpmf(x, mu, theta, pi):

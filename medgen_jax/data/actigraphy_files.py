@@ -384,3 +384,33 @@ def diary_epochs(periods, start, epoch_seconds, n, kind) -> np.ndarray:
       b = (p.end - start).total_seconds() / epoch_seconds
       out[max(0, math.floor(a + 1e-9)):max(0, math.ceil(b - 1e-9))] = True
   return out
+
+
+def worn_epochs(rec: Actigraphy, nonwear_minutes: float,
+                diary: tuple[DiaryPeriod, ...] = ()) -> np.ndarray:
+  """bool [T]: epochs with a count that are not non-wear: not in a zero run
+  of `nonwear_minutes` (0 = keep every zero) nor in a diary NOWEAR period."""
+  counts = np.asarray(rec.counts, np.float64)
+  worn = (nonwear_mask(counts, rec.epoch_seconds, nonwear_minutes)
+          if nonwear_minutes else np.isfinite(counts))
+  if diary:
+    worn &= ~diary_epochs(diary, rec.start, rec.epoch_seconds, counts.size,
+                          "NOWEAR")
+  return worn
+
+
+def clock_seconds(t: datetime.datetime) -> float:
+  """Seconds since midnight of `t`."""
+  return float(t.hour * 3600 + t.minute * 60 + t.second + t.microsecond / 1e6)
+
+
+def is_sleep_diary(path) -> bool:
+  """A CSV whose header has TYPE, START and END columns: a sleep diary, not
+  a recording."""
+  path = pathlib.Path(path)
+  if path.suffix.lower() not in (".csv", ".tsv"):
+    return False
+  with open(path, errors="replace") as f:
+    head = f.readline().replace("\t", ",").lower()
+  return {"type", "start", "end"} <= {c.strip().strip('"')
+                                      for c in head.split(",")}

@@ -72,17 +72,6 @@ def _files(rest: str, prefix: str, suffixes: Sequence[str]) -> list[pathlib.Path
   return paths
 
 
-def _is_diary(path: pathlib.Path) -> bool:
-  """A CSV whose header has TYPE, START and END columns: a sleep diary, not
-  a recording (skipped when a folder is read)."""
-  if path.suffix.lower() not in (".csv", ".tsv"):
-    return False
-  with open(path, errors="replace") as f:
-    head = f.readline().replace("\t", ",").lower()
-  cols = {c.strip().strip('"') for c in head.split(",")}
-  return {"type", "start", "end"} <= cols
-
-
 def _check_distinct(recs) -> None:
   """Refuses one recording read twice (e.g. a file and its masked copy):
   its windows could land in train and test. Two recordings are the same
@@ -105,8 +94,8 @@ def _check_distinct(recs) -> None:
 
 
 def _unique_names(paths: Sequence[pathlib.Path]) -> list[str]:
-  names = [p.stem if p.suffix.lower() != ".gz" else pathlib.Path(p.stem).stem
-           for p in paths]
+  """Record names: the file stems, or the full paths when stems collide."""
+  names = [p.stem for p in paths]
   if len(set(n.lower() for n in names)) != len(names):
     return [str(p) for p in paths]
   return names
@@ -247,11 +236,6 @@ def aggregate_counts(counts: np.ndarray, factor: int) -> np.ndarray:
   return counts[:n * factor].reshape(n, factor).sum(axis=1)
 
 
-def _clock_seconds(start) -> float:
-  return float(start.hour * 3600 + start.minute * 60 + start.second
-               + start.microsecond / 1e6)
-
-
 def _midnight_aligned(t_seconds: float, stride: int, epoch: float) -> int:
   """The first window start (steps, <= 0) at a clock multiple of the stride."""
   period = stride * epoch
@@ -267,7 +251,7 @@ def load_actigraphy(rest: str, data_config) -> Dataset:
   name = f"actigraphy:{rest}"
   opts = series.read_options(data_config, name)
   paths = [p for p in _files(rest, "actigraphy", ACTIGRAPHY_SUFFIXES)
-           if not _is_diary(p)]
+           if not af.is_sleep_diary(p)]
   if not paths:
     raise DataError(f"{name}: only sleep diaries, no recording; pass the "
                     "recordings (.awd, .csv of timestamp and counts)")
@@ -282,11 +266,7 @@ def load_actigraphy(rest: str, data_config) -> Dataset:
   values, starts = [], []
   for r in recs:
     counts = np.asarray(r.counts, np.float64)
-    worn = (af.nonwear_mask(counts, r.epoch_seconds, opts.nonwear_minutes)
-            if opts.nonwear_minutes else np.isfinite(counts))
-    if diary:
-      worn &= ~af.diary_epochs(diary, r.start, r.epoch_seconds, counts.size,
-                               "NOWEAR")
+    worn = af.worn_epochs(r, opts.nonwear_minutes, diary)
     counts = np.where(worn, counts, np.nan)
     factor = target / r.epoch_seconds
     if abs(factor - round(factor)) > 1e-9 or round(factor) < 1:
@@ -296,7 +276,7 @@ def load_actigraphy(rest: str, data_config) -> Dataset:
     # Groups start at clock multiples of the target epoch (13:55, not 13:58,
     # for 300-s groups), so day windows start at midnight in every record:
     # the native epochs before the record's start are missing (padding).
-    factor, clock = int(round(factor)), _clock_seconds(r.start)
+    factor, clock = int(round(factor)), af.clock_seconds(r.start)
     lead = int(round(np.mod(clock, target) / r.epoch_seconds)) % factor
     counts = np.concatenate([np.full(lead, np.nan), counts])
     values.append(aggregate_counts(counts, factor))

@@ -150,8 +150,7 @@ def roll_out(cfg: RnnStepConfig, params, carry, prev, seen, key, steps: int,
     carry, prev, seen = state
     start = jnp.full_like(seen, from_start) * (t == 0)
     time = (None if not cfg.time_kind else
-            time_features(cfg.time_kind,
-                          t0 + (offset + t) * cfg.epoch_seconds))
+            step_times(cfg, t0, 1, offset + t)[:, 0])
     carry, raw = _apply_step(cfg, params, carry, prev, seen, start, label,
                              covariates, time)
     y = cfg.head.sample(jax.random.fold_in(key, t), raw, temperature)
