@@ -4,6 +4,7 @@
   medgen train --workdir DIR --resume [--steps N]     # family from the run
   medgen sample --workdir DIR [--n 64] [--out grid.png | samples.npz] ...
   medgen embed --workdir DIR [--out latents.npz] [--plot latents.png]
+  medgen predict --workdir DIR --input patients.csv [--out curves.csv] [--plot curves.png]
   medgen sleep-metrics FILE [--kind hypnogram|actigraphy] [--json]
   medgen datasets | medgen families
 
@@ -342,6 +343,70 @@ def cmd_embed(argv: list[str]) -> int:
   return 0
 
 
+def _predict_parser(task_cls=None) -> argparse.ArgumentParser:
+  p = _Parser(prog="medgen predict",
+              description="Predictions of a trained run for new examples "
+              "(e.g. survival curves of patients).")
+  p.add_argument("--workdir", required=True, help="the run's folder")
+  p.add_argument("--input", required=True, help="file of examples, e.g. "
+                 "patients.csv with the training covariates' columns")
+  p.add_argument("--out", default="predictions.csv", help="FILE.csv")
+  p.add_argument("--plot", help="FILE.png: the family's picture of the "
+                 "predictions")
+  p.add_argument("--step", type=int, help="checkpoint step (default latest)")
+  if task_cls is not None and task_cls.predict_options:
+    g = p.add_argument_group(f"{task_cls.name} options")
+    for o in task_cls.predict_options:
+      g.add_argument(o.name, dest="option:" + o.dest, type=o.type,
+                     default=o.default, help=o.help)
+  return p
+
+
+def table_csv(table) -> str:
+  """Columns of equal length -> CSV text (floats with 6 significant digits)."""
+  import csv
+  import io
+  import numpy as np
+  names = list(table)
+  columns = [np.asarray(table[k]) for k in names]
+  buf = io.StringIO()
+  writer = csv.writer(buf, lineterminator="\n")
+  writer.writerow(names)
+  for i in range(len(columns[0]) if columns else 0):
+    writer.writerow([f"{c[i]:.6g}" if c.dtype.kind == "f" else str(c[i])
+                     for c in columns])
+  return buf.getvalue()
+
+
+def cmd_predict(argv: list[str]) -> int:
+  first, _ = _predict_parser().parse_known_args(argv)
+  from medgen_jax.train.loop import load_run, read_run_config
+  from medgen_jax.train.task import get_task
+  task_cls = get_task(read_run_config(first.workdir).family)
+  parser = _predict_parser(task_cls)
+  args = parser.parse_args(_join_negative_values(argv, parser))
+  out = check_output_file(args.out, (".csv",))
+  plot = check_output_file(args.plot, (".png",)) if args.plot else None
+  if not pathlib.Path(args.input).is_file():
+    raise ConfigError(f"--input {args.input}: no such file")
+  options = {o.dest: getattr(args, "option:" + o.dest)
+             for o in task_cls.predict_options}
+  run = load_run(args.workdir, args.step)
+  prediction = run.task.predict(run.state, args.input, options)
+  from medgen_jax.outputs import save_image_grid, write_bytes
+  write_bytes(out, table_csv(prediction.table).encode())
+  rows = len(next(iter(prediction.table.values()))) if prediction.table else 0
+  print(f"medgen: wrote predictions for {rows} examples (step {run.step}, "
+        f"{len(prediction.table)} columns) to {out}")
+  if plot is not None:
+    if not prediction.images:
+      raise ConfigError(f"family {task_cls.name!r} draws no picture of its "
+                        "predictions; leave out --plot")
+    save_image_grid(plot, next(iter(prediction.images.values())))
+    print(f"medgen: wrote the picture to {plot}")
+  return 0
+
+
 def cmd_sleep_metrics(argv: list[str]) -> int:
   p = _Parser(prog="medgen sleep-metrics",
               description="Sleep measures of a hypnogram, an actigraphy "
@@ -381,6 +446,7 @@ def cmd_families(argv: list[str]) -> int:
 
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "embed": cmd_embed,
+            "predict": cmd_predict,
             "datasets": cmd_datasets, "families": cmd_families,
             "sleep-metrics": cmd_sleep_metrics}
 

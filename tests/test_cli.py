@@ -197,3 +197,16 @@ def test_start_up_imports_no_jax_and_ctrl_c_is_one_line(tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "Exception ignored" not in err, err
     assert err.strip().splitlines()[-1].startswith("medgen: interrupted"), err
+
+
+def test_predict_is_refused_by_a_family_without_predictions(
+    tiny_gan_run, tmp_path, medgen):
+  patients = tmp_path / "p.csv"
+  patients.write_text("a\n1\n")
+  code, _, err = medgen(["predict", "--workdir", tiny_gan_run["workdir"],
+                         "--input", patients, "--out", tmp_path / "o.csv"])
+  assert code == 2 and "family 'gan' makes no predictions" in err
+  assert not (tmp_path / "o.csv").exists()
+  code, _, err = medgen(["predict", "--workdir", tiny_gan_run["workdir"],
+                         "--input", patients, "--out", tmp_path / "o.txt"])
+  assert code == 2 and "--out" in err and ".csv" in err

@@ -404,6 +404,7 @@ def load_run(workdir, step: int | None = None, *,
   with Checkpointer(ckpt_dir, create=False) as ckpt:
     restored = (ckpt.restore_latest(abstract) if step is None
                 else ckpt.restore(abstract, step))
+  task.restore_metadata(dict(restored.metadata))
   return Run(task, restored.state, config, restored.step,
              dict(restored.metadata))
 

@@ -17,6 +17,8 @@ A family writes (see `BaseTask` for the defaults it inherits):
       def train_step(self, state, batch, key): ...   # pure: (state, metrics)
       def make_batch(self, split, sampler, step): ...  # numpy arrays for `step`
       def generate(self, state, key, n, options): ...  # arrays of n samples
+      def predict(self, state, input_path, options): ...  # optional: a
+                                                 # Prediction for `medgen predict`
 
 `families/gan/` is the worked example. Families are found by name: the
 registry, then the module `medgen_jax.families.<name>`, then the
@@ -118,6 +120,21 @@ class Outputs:
   arrays: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass
+class Prediction:
+  """What `medgen predict` writes for a file of new examples.
+
+  Attributes:
+    table: column name -> array [n] (one row per input example), written in
+      this order as the `--out` CSV.
+    images: name -> float images [n, h, w, c] in [-1, 1]; the first is
+      written to `--plot` PNG.
+  """
+
+  table: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+  images: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+
 @runtime_checkable
 class TrainingState(Protocol):
   """A family's state: any pytree with the number of completed steps."""
@@ -132,6 +149,7 @@ class Task(Protocol):
   name: ClassVar[str]
   flags: ClassVar[Sequence[Flag]]
   sample_options: ClassVar[Sequence[Option]]
+  predict_options: ClassVar[Sequence[Option]]
   data_keys: ClassVar[Sequence[str]]
   resumable_fields: ClassVar[Sequence[str]]
 
@@ -185,6 +203,13 @@ class Task(Protocol):
   def checkpoint_metadata(self, state: TrainingState) -> dict[str, Any]:
     """JSON-serialisable facts saved beside the state in each checkpoint."""
 
+  def restore_metadata(self, metadata: Mapping[str, Any]) -> None:
+    """Takes back what `checkpoint_metadata` saved (`load_run` calls it)."""
+
+  def predict(self, state: TrainingState, input_path: str,
+              options: Mapping[str, Any]) -> Prediction:
+    """Predictions for the examples of a file (`medgen predict`)."""
+
   def embed(self, state: TrainingState, split: Split) -> dict[str, np.ndarray]:
     """Latent codes of a split's examples ("z" [n, d], with "label" when
     known), for `medgen embed`; families without a latent space refuse."""
@@ -196,6 +221,7 @@ class BaseTask:
   name: ClassVar[str] = ""
   flags: ClassVar[Sequence[Flag]] = ()
   sample_options: ClassVar[Sequence[Option]] = ()
+  predict_options: ClassVar[Sequence[Option]] = ()
   data_keys: ClassVar[Sequence[str]] = ()
   # Config fields a resumed run may change besides the loop's own (train.steps,
   # logging, checkpointing, devices, data location): they must not change
@@ -233,6 +259,16 @@ class BaseTask:
   def checkpoint_metadata(self, state) -> dict[str, Any]:
     del state
     return {}
+
+  def restore_metadata(self, metadata: Mapping[str, Any]) -> None:
+    del metadata
+
+  def predict(self, state, input_path: str,
+              options: Mapping[str, Any]) -> Prediction:
+    del state, input_path, options
+    raise ConfigError(f"family {self.name!r} makes no predictions for new "
+                      "examples (medgen predict works with families such as "
+                      "survival)")
 
   def embed(self, state, split: Split) -> dict[str, np.ndarray]:
     del state, split
