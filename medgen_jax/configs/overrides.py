@@ -57,8 +57,9 @@ def _field(config: ml_collections.ConfigDict, path: str, source: str):
 
 
 def _coerce(value, kind: type, nullable: bool, path: str, source: str,
-            from_text: bool):
-  """`value` as a `kind` (text is parsed), or ConfigError."""
+            from_text: bool, current=None):
+  """`value` as a `kind` (text is parsed), or ConfigError. `current` is the
+  field's value now: a list of numbers does not take bare names."""
   wrong = lambda why="": ConfigError(
       f"{source}: {path} expects {_type_name(kind)}"
       f"{' or null' if nullable else ''}, got {_describe(value)}{why}")
@@ -78,7 +79,12 @@ def _coerce(value, kind: type, nullable: bool, path: str, source: str,
       if kind is float:
         return float(text)
       if kind in (list, tuple):
-        value = ast.literal_eval(text)
+        try:
+          value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):  # names: "bmi,age" -> ("bmi", "age")
+          if current and not all(isinstance(v, str) for v in current):
+            raise
+          value = tuple(t.strip() for t in text.split(",") if t.strip())
         if not isinstance(value, (list, tuple)):  # "32" -> (32,)
           value = (value,)
       else:
@@ -151,7 +157,8 @@ def apply_overrides(config: ml_collections.ConfigDict,
           f"{source}: {path} is a section, not a value; set its fields "
           f"one by one (e.g. {path}.FIELD=VALUE)")
     nullable = _is_placeholder(node, leaf)
-    checked[path] = _coerce(value, kind, nullable, path, source, from_text)
+    checked[path] = _coerce(value, kind, nullable, path, source, from_text,
+                            node[leaf])
   if checked:
     config.update_from_flattened_dict(checked)
 

@@ -89,3 +89,11 @@ def test_tuple_fields_take_one_or_several_values():
   assert c.vae.hidden == (32,)
   with pytest.raises(ConfigError, match="vae.hidden expects a list"):
     apply_overrides(c, {"vae.hidden": "wide"}, "--hidden", from_text=True)
+  # A list of names takes bare comma-separated words.
+  from medgen_jax.configs import survival
+  c = survival.get_config()
+  apply_overrides(c, {"data.drop_columns": "bmi, age"}, "--drop",
+                  from_text=True)
+  assert c.data.drop_columns == ("bmi", "age")
+  apply_overrides(c, {"data.drop_columns": ""}, "--drop", from_text=True)
+  assert c.data.drop_columns == ()
