@@ -60,7 +60,7 @@ def _ensure_builtin_loaders() -> None:
   # @FILE_FORMATS.register decorators.
   from medgen_jax.data import (csv_table, expression_datasets,  # noqa: F401
                               h5ad, medmnist, phantoms, series_sources,
-                              sleep)
+                              sleep, survival, survival_series)
 
 
 @PREFIXES.register("tfds")
