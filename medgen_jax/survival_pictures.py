@@ -164,7 +164,10 @@ def _dashed(draw, xs, ys, color):
 
 
 def _fit(draw, text, width):
-  """text, cut with '..' to fit width pixels."""
+  """text, cut with '..' to fit width pixels (dashes and other characters
+  the built-in bitmap font lacks become '-' and '?')."""
+  text = str(text).replace("\u2013", "-").replace("\u2014", "-")
+  text = text.encode("latin-1", "replace").decode("latin-1")
   while text and draw.textlength(text) > width:
     text = text[:-3] + ".." if len(text) > 3 else ""
   return text

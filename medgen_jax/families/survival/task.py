@@ -439,7 +439,7 @@ class SurvivalTask(BaseTask):
       groups.append({"name": f"{name} (n={int(sel.sum())})", "km_times": kt,
                      "km_surv": ks, "times": kt, "surv": ks})
     return Outputs(images={"samples": survival_panel(
-        groups, title="Kaplan–Meier of simulated outcomes")})
+        groups, title="Kaplan-Meier of simulated outcomes")})
 
   # -- medgen predict -----------------------------------------------------------
   def predict(self, state, input_path: str,
@@ -471,7 +471,7 @@ class SurvivalTask(BaseTask):
         table[f"{prefix}S({t:g})"] = surv[:, j]
     title = f"{pathlib.Path(input_path).name}: predicted survival by risk"
     if "time" in patients:
-      title += " vs Kaplan–Meier"
+      title += " vs Kaplan-Meier"
     return Prediction(table=table, images={"survival_curves": self.picture(
         state, patients, title)})
 
