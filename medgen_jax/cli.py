@@ -224,12 +224,18 @@ def _sample_parser(task_cls=None) -> argparse.ArgumentParser:
   p.add_argument("--step", type=int, help="checkpoint step (default latest)")
   p.add_argument("--batch-size", type=int, default=256,
                  help="samples generated at once")
-  if task_cls is not None and task_cls.sample_options:
-    g = p.add_argument_group(f"{task_cls.name} options")
-    for o in task_cls.sample_options:
+  _add_options(p, task_cls, "sample_options")
+  return p
+
+
+def _add_options(parser, task_cls, kind: str) -> None:
+  """A family's `medgen sample` / `medgen predict` options (Option's)."""
+  options = getattr(task_cls, kind, ()) if task_cls is not None else ()
+  if options:
+    g = parser.add_argument_group(f"{task_cls.name} options")
+    for o in options:
       g.add_argument(o.name, dest="option:" + o.dest, type=o.type,
                      default=o.default, help=o.help)
-  return p
 
 
 def check_output_file(out: str, suffixes=(".png", ".npz")) -> pathlib.Path:
@@ -354,11 +360,7 @@ def _predict_parser(task_cls=None) -> argparse.ArgumentParser:
   p.add_argument("--plot", help="FILE.png: the family's picture of the "
                  "predictions")
   p.add_argument("--step", type=int, help="checkpoint step (default latest)")
-  if task_cls is not None and task_cls.predict_options:
-    g = p.add_argument_group(f"{task_cls.name} options")
-    for o in task_cls.predict_options:
-      g.add_argument(o.name, dest="option:" + o.dest, type=o.type,
-                     default=o.default, help=o.help)
+  _add_options(p, task_cls, "predict_options")
   return p
 
 

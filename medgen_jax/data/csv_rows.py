@@ -21,9 +21,23 @@ from medgen_jax.errors import DataError
 MEMORY_PER_FILE_BYTE = 16
 
 
+def check_size(path: pathlib.Path, too_big_hint: str,
+               what: str = "table") -> None:
+  """Refuses a missing file, or one whose text would not fit in memory."""
+  if not path.is_file():
+    raise DataError(f"{path}: no such file")
+  limit = memory_limit_bytes()
+  need = path.stat().st_size * MEMORY_PER_FILE_BYTE
+  if limit is not None and need > limit:
+    raise DataError(
+        f"{path}: reading this {what} takes about {format_bytes(need)}, more "
+        f"than the {format_bytes(limit)} this machine allows for one "
+        f"dataset; {too_big_hint}")
+
+
 def read_csv_rows(path: pathlib.Path, *, too_big_hint: str,
-                  expected: str) -> tuple[list[str], list[list[str]],
-                                          list[int]]:
+                  expected: str, delimiter: str = ","
+                  ) -> tuple[list[str], list[list[str]], list[int]]:
   """(header, rows, line numbers) of a CSV; blank lines are skipped.
 
   Args:
@@ -32,28 +46,24 @@ def read_csv_rows(path: pathlib.Path, *, too_big_hint: str,
       e.g. "convert it to .h5ad (anndata)".
     expected: what the rows should be, for the message of an empty file,
       e.g. "one line per gene or sample".
+    delimiter: "," (CSV) or "\t" (TSV).
   """
-  if not path.is_file():
-    raise DataError(f"{path}: no such file")
-  limit = memory_limit_bytes()
-  need = path.stat().st_size * MEMORY_PER_FILE_BYTE
-  if limit is not None and need > limit:
-    raise DataError(
-        f"{path}: reading this CSV takes about {format_bytes(need)}, more than "
-        f"the {format_bytes(limit)} this machine allows for one dataset; "
-        f"{too_big_hint}")
+  kind = "TSV" if delimiter == "\t" else "CSV"
+  check_size(path, too_big_hint, kind)
   rows, lines = [], []
   try:
     with open(path, newline="", encoding="utf-8-sig") as f:
-      reader = csv.reader(f)
+      reader = csv.reader(f, delimiter=delimiter)
       header = next(reader, None)
       for row in reader:
         if any(cell.strip() for cell in row):
           rows.append(row)
           lines.append(reader.line_num)
   except (OSError, UnicodeDecodeError, csv.Error) as e:
-    raise DataError(f"{path} is not a readable CSV file ({one_line(e)}); "
-                    "expected UTF-8 text with comma-separated values") from None
+    sep = "tab" if delimiter == "\t" else "comma"
+    raise DataError(f"{path} is not a readable {kind} file ({one_line(e)}); "
+                    f"expected UTF-8 text with {sep}-separated values"
+                    ) from None
   if not header or not any(h.strip() for h in header) or not rows:
     raise DataError(f"{path} has {'no header' if not header else 'no rows'}; "
                     f"expected a header line and {expected}")

@@ -29,7 +29,6 @@ file it was fitted on, so both give identical features.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
 import pathlib
@@ -37,9 +36,8 @@ from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from medgen_jax.data.csv_rows import MEMORY_PER_FILE_BYTE, read_csv_rows
+from medgen_jax.data.csv_rows import check_size, read_csv_rows
 from medgen_jax.data.expression_table import is_missing, one_line
-from medgen_jax.data.registry import format_bytes, memory_limit_bytes
 from medgen_jax.errors import DataError
 
 SUFFIXES = (".csv", ".tsv", ".arff")
@@ -119,39 +117,7 @@ def _listed(names: Sequence[str]) -> str:
 
 
 def _check_size(path: pathlib.Path) -> None:
-  if not path.is_file():
-    raise DataError(f"{path}: no such file")
-  limit, need = memory_limit_bytes(), path.stat().st_size * MEMORY_PER_FILE_BYTE
-  if limit is not None and need > limit:
-    raise DataError(f"{path}: reading this table takes about "
-                    f"{format_bytes(need)}, more than the "
-                    f"{format_bytes(limit)} this machine allows for one "
-                    f"dataset; {_TOO_BIG}")
-
-
-def _read_tsv(path: pathlib.Path):
-  _check_size(path)
-  rows, lines = [], []
-  try:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-      reader = csv.reader(f, delimiter="\t")
-      header = next(reader, None)
-      for row in reader:
-        if any(cell.strip() for cell in row):
-          rows.append(row)
-          lines.append(reader.line_num)
-  except (OSError, UnicodeDecodeError, csv.Error) as e:
-    raise DataError(f"{path} is not a readable TSV file ({one_line(e)}); "
-                    "expected UTF-8 text with tab-separated values") from None
-  if not header or not rows:
-    raise DataError(f"{path} has {'no header' if not header else 'no rows'}; "
-                    f"expected a header line and {_ROWS}")
-  for row, line in zip(rows, lines):
-    if len(row) != len(header):
-      raise DataError(f"{path}: line {line} has {len(row)} fields but the "
-                      f"header has {len(header)}; every line needs one field "
-                      "per column")
-  return [h.strip() for h in header], rows, lines
+  check_size(path, _TOO_BIG)
 
 
 def _split_arff(text: str, where: str) -> list[str]:
@@ -277,7 +243,8 @@ def read_table(path) -> RawTable:
   if suffix == ".arff":
     return _read_arff(path)
   if suffix == ".tsv":
-    header, rows, lines = _read_tsv(path)
+    header, rows, lines = read_csv_rows(path, too_big_hint=_TOO_BIG,
+                                        expected=_ROWS, delimiter="\t")
   elif suffix == ".csv":
     header, rows, lines = read_csv_rows(path, too_big_hint=_TOO_BIG,
                                         expected=_ROWS)
