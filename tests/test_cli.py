@@ -187,10 +187,13 @@ def test_start_up_imports_no_jax_and_ctrl_c_is_one_line(tmp_path):
   assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
   # Interrupt `medgen train gan` early and late in its start-up imports.
   for i, delay in enumerate((0.1, 0.5, 1.5)):
+    # Ctrl-C's default action, as in a terminal: a test runner's worker
+    # process (pytest-xdist) may ignore SIGINT, and children inherit that.
     proc = subprocess.Popen(
         [sys.executable, "-m", "medgen_jax.cli", "train", "gan", "--workdir",
          str(tmp_path / f"w{i}")], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=env)
+        stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(delay)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)

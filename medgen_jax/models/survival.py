@@ -94,7 +94,11 @@ class SurvivalNet(nn.Module):
       h = nn.Dropout(self.dropout, deterministic=not train)(h)
     # The output layer starts at zero: every patient begins with the same
     # risk (hazard 1/2 per interval), a neutral start for both likelihoods.
-    out = nn.Dense(self.outputs, kernel_init=nn.initializers.zeros)(h)
+    # A Cox log-risk has no intercept: the partial likelihood cannot see one
+    # (it cancels in every risk set; the baseline hazard absorbs it), and an
+    # unidentified weight would only drift under Adam's normalised steps.
+    out = nn.Dense(self.outputs, use_bias=self.outputs > 1,
+                   kernel_init=nn.initializers.zeros)(h)
     if self.linear_skip:
       out = out + nn.Dense(self.outputs, use_bias=False,
                            kernel_init=nn.initializers.zeros,

@@ -15,7 +15,7 @@ from medgen_jax.data.base import Dataset, Split, check_dataset
 from medgen_jax.data.registry import DATASETS, load_dataset
 from medgen_jax.errors import ConfigError, DataError
 
-from tests.data.file_helpers import raises_one_line, write_file
+from file_helpers import raises_one_line, write_file
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
