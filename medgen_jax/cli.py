@@ -18,13 +18,18 @@ latest complete checkpoint. Heavy modules (JAX, Flax) are imported inside
 
 from __future__ import annotations
 
-import argparse
+import signal
+import sys
+
+if __name__ == "__main__":  # `python -m medgen_jax.cli`: from the first line
+  from medgen_jax._console import interrupted
+  signal.signal(signal.SIGINT, interrupted)
+
+import argparse  # noqa: E402
 import contextlib
 import logging
 import os
 import pathlib
-import signal
-import sys
 import tempfile
 
 from medgen_jax.errors import ConfigError, MedgenError

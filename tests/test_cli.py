@@ -2,12 +2,14 @@
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
 import chex
 import jax
 import numpy as np
+import pytest
 from PIL import Image
 
 from medgen_jax import cli
@@ -185,21 +187,51 @@ def test_start_up_imports_no_jax_and_ctrl_c_is_one_line(tmp_path):
        "print(sorted(m for m in ('jax', 'flax', 'numpy') if m in sys.modules))"],
       capture_output=True, text=True, env=env, timeout=60)
   assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
-  # Interrupt `medgen train gan` early and late in its start-up imports.
-  for i, delay in enumerate((0.1, 0.5, 1.5)):
+  # Interrupt `medgen train gan` early and late in its start-up imports:
+  # once the command has begun loading numpy (the first heavy library,
+  # inside main), once jaxlib, and 1.5 s after that. Waiting for the
+  # library, not a fixed delay, keeps a loaded machine from landing the
+  # signal in the interpreter's own start-up (site.py), which no program
+  # can answer in one line.
+  for i, (library, extra) in enumerate((("numpy", 0.0), ("jaxlib", 0.0),
+                                        ("jaxlib", 1.5))):
     # Ctrl-C's default action, as in a terminal: a test runner's worker
-    # process (pytest-xdist) may ignore SIGINT, and children inherit that.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "medgen_jax.cli", "train", "gan", "--workdir",
-         str(tmp_path / f"w{i}")], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=env,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    time.sleep(delay)
+    # process (pytest-xdist) may ignore SIGINT, and a child inherits an
+    # ignored signal (a handled one starts at its default).
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+      proc = subprocess.Popen(
+          [sys.executable, "-m", "medgen_jax.cli", "train", "gan",
+           "--workdir", str(tmp_path / f"w{i}")], stdout=subprocess.PIPE,
+          stderr=subprocess.PIPE, text=True, env=env)
+    finally:
+      signal.signal(signal.SIGINT, saved)
+    if not _wait_until_mapped(proc.pid, library):
+      proc.kill()
+      proc.communicate()
+      pytest.skip("needs /proc/PID/maps to see the command's libraries load")
+    time.sleep(extra)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 130, (library, extra, err)
     assert "Traceback" not in err and "Exception ignored" not in err, err
     assert err.strip().splitlines()[-1].startswith("medgen: interrupted"), err
+
+
+def _wait_until_mapped(pid: int, library: str, timeout: float = 60) -> bool:
+  """Waits until process `pid` has mapped a shared object whose path names
+  `library`; False when /proc cannot tell."""
+  import time
+  maps = pathlib.Path(f"/proc/{pid}/maps")
+  end = time.monotonic() + timeout
+  while time.monotonic() < end:
+    try:
+      if library in maps.read_text():
+        return True
+    except OSError:
+      return False
+    time.sleep(0.002)
+  return False
 
 
 def test_predict_is_refused_by_a_family_without_predictions(
