@@ -274,6 +274,14 @@ class SurvivalTask(BaseTask):
     risk = -((before + at_cuts) / 2.0 * widths).sum(1)
     return risk, np.asarray(surv, np.float64)
 
+  def curves_at(self, state, arrays, *time_sets: np.ndarray,
+                treatment: int | None = None) -> tuple[np.ndarray, ...]:
+    """(risk, survival at each of `time_sets`) from one pass of the model."""
+    sizes = np.cumsum([len(t) for t in time_sets])[:-1]
+    risk, surv = self.risk_and_curves(state, arrays,
+                                      np.concatenate(time_sets), treatment)
+    return (risk, *np.split(surv, sizes, axis=1))
+
   def curve_grid(self) -> np.ndarray:
     return np.linspace(0.0, self.config.survival.time_max, CURVE_POINTS)
 
@@ -285,17 +293,22 @@ class SurvivalTask(BaseTask):
     scalars: dict[str, float] = {}
     try:
       times = metrics_lib.evaluation_times(tt, te, n=s.eval_times)
-      risk, surv = self.risk_and_curves(state, test.arrays, times)
-      scalars.update(metrics_lib.survival_metrics(
-          train["time"], train["event"], tt, te, risk, surv, times,
-          tau=float(times[-1])))
     except ConfigError as e:
       log.info("no held-out survival scores at step %d: %s", step, e)
-    for h in s.horizons_used:
-      if h >= tt.max():
-        continue
-      _, at_h = self.risk_and_curves(state, test.arrays, np.array([h]))
-      cal = metrics_lib.calibration(tt, te, at_h[:, 0], h,
+      times = np.zeros(0)
+    horizons = np.array([h for h in s.horizons_used if h < tt.max()])
+    grid = self.curve_grid()
+    risk, surv, at_h, on_grid = self.curves_at(state, test.arrays, times,
+                                               horizons, grid)
+    if len(times):
+      try:
+        scalars.update(metrics_lib.survival_metrics(
+            train["time"], train["event"], tt, te, risk, surv, times,
+            tau=float(times[-1])))
+      except ConfigError as e:
+        log.info("no held-out survival scores at step %d: %s", step, e)
+    for j, h in enumerate(horizons):
+      cal = metrics_lib.calibration(tt, te, at_h[:, j], h,
                                     groups=min(10, len(tt)))
       scalars[f"ici_{h:.3g}"] = float(cal["ici"])
     if len(self.arms) >= 2:
@@ -306,7 +319,8 @@ class SurvivalTask(BaseTask):
           scalars[f"hr_{name}"] = row["hr"]["mean"]
     out = Outputs(scalars=scalars)
     out.images["survival_curves"] = self.picture(
-        state, test.arrays, f"{self.config.data.name} test split, step {step}")
+        test.arrays, risk, on_grid,
+        f"{self.config.data.name} test split, step {step}")
     return out
 
   def tau(self) -> float:
@@ -321,12 +335,13 @@ class SurvivalTask(BaseTask):
         self.arms, grid, self.tau(), self.config.survival.bootstrap,
         cox=self.cox, seed=self.config.seed)
 
-  def picture(self, state, arrays, title: str) -> np.ndarray:
+  def picture(self, arrays, risk: np.ndarray, surv: np.ndarray,
+              title: str) -> np.ndarray:
     """Kaplan–Meier (when outcomes are known) vs mean predicted survival in
-    tertiles of predicted risk: a [1, H, W, 3] image in [-1, 1]."""
+    tertiles of predicted risk, from the patients' risks [n] and curves
+    [n, CURVE_POINTS] on `curve_grid()`: a [1, H, W, 3] image in [-1, 1]."""
     from medgen_jax.survival_pictures import survival_panel
     grid = self.curve_grid()
-    risk, surv = self.risk_and_curves(state, arrays, grid)
     order = np.argsort(risk, kind="stable")
     groups = []
     names = ("low", "medium", "high") if RISK_GROUPS == 3 else None
@@ -462,8 +477,8 @@ class SurvivalTask(BaseTask):
       arm_list = [(None, "")]
     grid = self.curve_grid()
     for a, prefix in arm_list:
-      risk, surv = self.risk_and_curves(state, patients, times, treatment=a)
-      _, fine = self.risk_and_curves(state, patients, grid, treatment=a)
+      risk, surv, fine = self.curves_at(state, patients, times, grid,
+                                        treatment=a)
       table[f"{prefix}risk"] = risk
       table[f"{prefix}rmst({self.tau():g})"] = metrics_lib.rmst(
           grid, fine, self.tau())
@@ -472,8 +487,10 @@ class SurvivalTask(BaseTask):
     title = f"{pathlib.Path(input_path).name}: predicted survival by risk"
     if "time" in patients:
       title += " vs Kaplan-Meier"
+    if arm_list[0][0] is not None:  # --arm all: the picture of each
+      risk, fine = self.risk_and_curves(state, patients, grid)  # own arm
     return Prediction(table=table, images={"survival_curves": self.picture(
-        state, patients, title)})
+        patients, risk, fine, title)})
 
   def _predict_times(self, text: str | None) -> np.ndarray:
     if not text:  # round times up to the longest train follow-up
