@@ -1,9 +1,11 @@
-"""DCGAN generator and discriminator for single- or 3-channel images.
+"""DCGAN generator and discriminator for 2-D images or 3-D volumes.
 
 Radford, Metz & Chintala 2016, "Unsupervised Representation Learning with Deep
 Convolutional Generative Adversarial Networks". Both networks are built from
 one resolution plan (`num_resolution_stages`), so the generator always emits
-exactly the [image_size, image_size, channels] images the discriminator takes.
+exactly the [image_size, image_size, channels] images (ndim=2) or
+[image_size, image_size, image_size, channels] isotropic volumes (ndim=3) the
+discriminator takes. Images have 1 or 3 channels; volumes usually 1.
 
 Conditioning (e.g. normal vs pneumonia): the generator concatenates a learned
 class embedding to z; the discriminator adds a projection term
@@ -28,15 +30,24 @@ D_NORMS = ("batch", "layer", "none")
 MAX_FEATURES = 512
 
 
+def _check_ndim(ndim: int) -> None:
+  if ndim not in (2, 3):
+    raise ValueError(f"ndim must be 2 (images) or 3 (volumes), got {ndim}")
+
+
 class Generator(nn.Module):
-  """z [b, latent_dim] (+ labels [b]) -> images [b, size, size, channels] in (-1, 1).
+  """z [b, latent_dim] (+ labels [b]) -> images in (-1, 1).
+
+  Output [b, size, size, channels] (ndim=2) or [b, size, size, size,
+  channels] (ndim=3).
 
   Attributes:
-    image_size: output height and width (base * 2**k, base in 4..7).
+    image_size: output side length (base * 2**k, base in 4..7).
     channels: 1 (grayscale) or 3 (RGB).
     width: features of the last hidden block; earlier blocks double it.
     num_classes: 0 for an unconditional generator.
     upsample: "subpixel" or "transpose" (see models/layers.py).
+    ndim: spatial dims, 2 (images) or 3 (isotropic volumes).
   """
 
   image_size: int = 28
@@ -44,10 +55,12 @@ class Generator(nn.Module):
   width: int = 64
   num_classes: int = 0
   upsample: str = "subpixel"
+  ndim: int = 2
 
   @nn.compact
   def __call__(self, z: jax.Array, labels: jax.Array | None = None, *,
                train: bool = True) -> jax.Array:
+    _check_ndim(self.ndim)
     base, stages = num_resolution_stages(self.image_size)
     bn = lambda name: nn.BatchNorm(use_running_average=not train,
                                    momentum=0.9, name=name)
@@ -59,8 +72,9 @@ class Generator(nn.Module):
           [h, nn.Embed(self.num_classes, z.shape[-1], name="label_embed")(labels)],
           axis=-1)
     feats = min(self.width * 2 ** (stages - 1), MAX_FEATURES)
-    h = nn.Dense(base * base * feats, use_bias=False, name="project")(h)
-    h = h.reshape(h.shape[0], base, base, feats)  # [b, base, base, feats]
+    h = nn.Dense(base ** self.ndim * feats, use_bias=False, name="project")(h)
+    # [b, base, base, feats] or [b, base, base, base, feats]
+    h = h.reshape(h.shape[0], *(base,) * self.ndim, feats)
     h = nn.relu(bn("bn_project")(h))
     for i in range(stages - 1):
       feats = min(self.width * 2 ** (stages - 2 - i), MAX_FEATURES)
@@ -68,45 +82,56 @@ class Generator(nn.Module):
                      name=f"up{i}")(h)
       h = nn.relu(bn(f"bn_up{i}")(h))
     h = Upsample2x(self.channels, kind=self.upsample, name="to_image")(h)
-    return jnp.tanh(h)  # [b, image_size, image_size, channels]
+    return jnp.tanh(h)  # [b, *(image_size,) * ndim, channels]
 
 
 class Discriminator(nn.Module):
-  """images [b, size, size, channels] (+ labels [b]) -> logits [b].
+  """images (+ labels [b]) -> logits [b].
+
+  Input [b, size, size, channels] (ndim=2) or [b, size, size, size, channels]
+  (ndim=3).
 
   Attributes:
-    image_size: input height and width.
+    image_size: input side length.
     width: features of the first block; each stride-2 block doubles them.
     num_classes: 0 for an unconditional discriminator.
     norm: "batch", "layer" or "none" (never on the first block).
+    ndim: spatial dims, 2 (images) or 3 (isotropic volumes).
   """
 
   image_size: int = 28
   width: int = 64
   num_classes: int = 0
   norm: str = "batch"
+  ndim: int = 2
 
   @nn.compact
   def __call__(self, x: jax.Array, labels: jax.Array | None = None, *,
                train: bool = True) -> jax.Array:
     if self.norm not in D_NORMS:
       raise ValueError(f"unknown norm {self.norm!r}; expected {D_NORMS}")
-    if x.shape[1:3] != (self.image_size, self.image_size):
-      raise ValueError(f"discriminator built for {self.image_size}x"
-                       f"{self.image_size} images got {x.shape}")
+    _check_ndim(self.ndim)
+    spatial = (self.image_size,) * self.ndim
+    if x.ndim != self.ndim + 2 or x.shape[1:-1] != spatial:
+      raise ValueError(f"discriminator built for "
+                       f"{'x'.join(map(str, spatial))} inputs "
+                       f"[b, *spatial, c] got {x.shape}")
     _, stages = num_resolution_stages(self.image_size)
     h = x
     for i in range(stages):
       feats = min(self.width * 2 ** i, MAX_FEATURES)
-      h = nn.Conv(feats, (4, 4), strides=(2, 2), padding="SAME",
+      h = nn.Conv(feats, (4,) * self.ndim, strides=(2,) * self.ndim,
+                  padding="SAME",
                   use_bias=(i == 0 or self.norm == "none"), name=f"down{i}")(h)
       if i > 0 and self.norm == "batch":
         h = nn.BatchNorm(use_running_average=not train, momentum=0.9,
                          name=f"bn{i}")(h)
       elif i > 0 and self.norm == "layer":
-        h = nn.LayerNorm(reduction_axes=(-3, -2, -1), name=f"ln{i}")(h)
+        # Per example: over every non-batch axis (spatial and features).
+        h = nn.LayerNorm(reduction_axes=tuple(range(1, h.ndim)),
+                         name=f"ln{i}")(h)
       h = nn.leaky_relu(h, 0.2)
-    phi = h.reshape(h.shape[0], -1)  # [b, base*base*feats]
+    phi = h.reshape(h.shape[0], -1)  # [b, base**ndim * feats]
     logits = nn.Dense(1, name="logit")(phi)[:, 0]
     if self.num_classes:
       if labels is None:

@@ -1,21 +1,23 @@
-"""Building blocks shared by the image models.
+"""Building blocks shared by the image models, for 2-D images or 3-D volumes.
 
-`Upsample2x` doubles the spatial size of a feature map in one of two ways:
+`Upsample2x` doubles every spatial size of a feature map, 2-D [b, h, w, c]
+or 3-D [b, x, y, z, c], in one of two ways:
   * "transpose": a stride-2 transposed convolution (the classic DCGAN layer).
-  * "subpixel": a stride-1 convolution to 4x the channels followed by
+  * "subpixel": a stride-1 convolution to 2**ndim x the channels followed by
     depth-to-space (Shi et al. 2016, "Real-Time Single Image and Video
     Super-Resolution Using an Efficient Sub-Pixel Convolutional Neural
     Network"), initialised ICNR-style (Aitken et al. 2017) so that at init it
     equals nearest-neighbour upsampling of a convolution and has no
     checkerboard pattern.
-Both map [b, h, w, c] -> [b, 2h, 2w, features]. The sub-pixel form is the
-default because XLA:CPU computes the weight gradient of a stride-2 transposed
-convolution very slowly (jax-ml/jax#31662, openxla/xla#34273). Note that the
-two are different layers, not two forms of one: the 3x3 convolution to
-4*features channels has 2.25x the weights of the 4x4 transposed convolution
-(each of its output phases sees a 3x3 input window where the transposed
-convolution's sees 2x2). benchmarks/gan_step_bench.py times whole GAN steps
-with each; it compares two models, not two implementations of one.
+Both map [b, h, w, c] -> [b, 2h, 2w, features] (and [b, x, y, z, c] ->
+[b, 2x, 2y, 2z, features]). The sub-pixel form is the default because
+XLA:CPU computes the weight gradient of a stride-2 transposed convolution very
+slowly (jax-ml/jax#31662, openxla/xla#34273). Note that the two are different
+layers, not two forms of one: in 2-D the 3x3 convolution to 4*features
+channels has 2.25x the weights of the 4x4 transposed convolution (each of its
+output phases sees a 3x3 input window where the transposed convolution's sees
+2x2); in 3-D the ratio is 3.375x. benchmarks/gan_step_bench.py times whole
+GAN steps with each; it compares two models, not two implementations of one.
 """
 
 from __future__ import annotations
@@ -30,33 +32,62 @@ UPSAMPLE_KINDS = ("subpixel", "transpose")
 
 
 def depth_to_space(x: jax.Array, r: int) -> jax.Array:
-  """[b, h, w, r*r*c] -> [b, h*r, w*r, c].
+  """[b, *spatial, r**n * c] -> [b, *(d * r for d in spatial), c].
 
-  Channel index (i * r + j) * c + k of input pixel (y, x) goes to output
-  pixel (y * r + i, x * r + j), channel k.
+  n = x.ndim - 2 spatial dims. In 2-D ([b, h, w, r*r*c] -> [b, h*r, w*r, c])
+  channel index (i * r + j) * c + k of input pixel (y, x) goes to output
+  pixel (y * r + i, x * r + j), channel k. In 3-D ([b, X, Y, Z, r**3 * c] ->
+  [b, X*r, Y*r, Z*r, c]) channel index ((i * r + j) * r + k) * c + ch of
+  input voxel (p, q, s) goes to output voxel (p * r + i, q * r + j,
+  s * r + k), channel ch. In general the block offset (i_1, ..., i_n) is the
+  row-major index of the channel group, the last spatial dim varying fastest,
+  and the output channel varies fastest of all.
+
+  Raises:
+    ValueError: x has no spatial dims, or its channels are not a multiple of
+      r**n.
   """
-  b, h, w, rrc = x.shape
-  c = rrc // (r * r)
-  if c * r * r != rrc:
-    raise ValueError(f"channels {rrc} not divisible by r*r={r * r}")
-  x = x.reshape(b, h, w, r, r, c)
-  x = x.transpose(0, 1, 3, 2, 4, 5)
-  return x.reshape(b, h * r, w * r, c)
+  n = x.ndim - 2
+  if n < 1:
+    raise ValueError(f"depth_to_space needs [b, *spatial, c], got {x.shape}")
+  b, *spatial, rc = x.shape
+  group = r ** n
+  c = rc // group
+  if c * group != rc:
+    raise ValueError(f"channels {rc} not divisible by r**{n}={group}")
+  x = x.reshape(b, *spatial, *(r,) * n, c)  # [b, d_1..d_n, r_1..r_n, c]
+  # Interleave each spatial axis with its block offset: d_1, r_1, d_2, r_2...
+  perm = [0]
+  for a in range(n):
+    perm += [1 + a, 1 + n + a]
+  perm.append(1 + 2 * n)
+  x = x.transpose(perm)
+  return x.reshape(b, *(d * r for d in spatial), c)
 
 
 def icnr_init(base_init=nn.initializers.lecun_normal(), r: int = 2):
-  """Kernel init whose r*r sub-pixel groups start identical (ICNR)."""
+  """Kernel init whose r**ndim sub-pixel groups start identical (ICNR).
+
+  ndim is the number of spatial dims of the kernel, len(shape) - 2 for a
+  [*spatial, cin, cout] kernel.
+  """
 
   def init(key, shape, dtype=jnp.float32):
     *spatial, cin, cout = shape
-    base = base_init(key, (*spatial, cin, cout // (r * r)), dtype)
-    return jnp.tile(base, (1,) * (len(spatial) + 1) + (r * r,))
+    group = r ** len(spatial)
+    base = base_init(key, (*spatial, cin, cout // group), dtype)
+    return jnp.tile(base, (1,) * (len(spatial) + 1) + (group,))
 
   return init
 
 
 class Upsample2x(nn.Module):
-  """Doubles height and width: [b, h, w, c] -> [b, 2h, 2w, features]."""
+  """Doubles every spatial dim.
+
+  [b, h, w, c] -> [b, 2h, 2w, features] or
+  [b, x, y, z, c] -> [b, 2x, 2y, 2z, features]; the number of spatial dims is
+  read from the input (x.ndim - 2).
+  """
 
   features: int
   kind: str = "subpixel"
@@ -66,16 +97,20 @@ class Upsample2x(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    k = (self.kernel_size, self.kernel_size)
+    ndim = x.ndim - 2
+    if ndim not in (2, 3):
+      raise ValueError(f"Upsample2x takes [b, h, w, c] or [b, x, y, z, c], "
+                       f"got {x.shape}")
     if self.kind == "transpose":
-      return nn.ConvTranspose(self.features, k, strides=(2, 2), padding="SAME",
+      return nn.ConvTranspose(self.features, (self.kernel_size,) * ndim,
+                              strides=(2,) * ndim, padding="SAME",
                               use_bias=self.use_bias, dtype=self.dtype)(x)
     if self.kind == "subpixel":
       # A 3x3 conv at the low resolution sees the same input footprint as a
       # 4x4 (or 5x5) stride-2 transposed conv does per output phase.
-      y = nn.Conv(self.features * 4, (3, 3), padding="SAME",
+      y = nn.Conv(self.features * 2 ** ndim, (3,) * ndim, padding="SAME",
                   use_bias=self.use_bias, kernel_init=icnr_init(),
-                  dtype=self.dtype)(x)
+                  dtype=self.dtype)(x)  # [b, *spatial, 2**ndim * features]
       return depth_to_space(y, 2)
     raise ValueError(f"unknown upsample kind {self.kind!r}; "
                      f"expected one of {UPSAMPLE_KINDS}")

@@ -1,9 +1,10 @@
 """Encoder/decoder pairs for variational autoencoders (Kingma & Welling 2014).
 
 Two bodies share one interface:
-  * images [b, s, s, c]: a convolutional encoder and a sub-pixel decoder
-    built from the GAN's resolution plan (`models/layers.py`), so every size
-    the GAN supports (28, 64, ...) works with 1 or 3 channels;
+  * images [b, s, s, c] (2-D) or isotropic volumes [b, s, s, s, c] (3-D): a
+    convolutional encoder and a sub-pixel decoder built from the GAN's
+    resolution plan (`models/layers.py`), so every size the GAN supports
+    (28, 64, ...) works with 1 or 3 channels, in 2-D or 3-D;
   * vectors [b, features] (gene expression): MLPs. Counts enter the encoder
     as log1p(x) (Lopez et al. 2018, scVI).
 
@@ -46,13 +47,15 @@ class VAE(nn.Module):
   """Encoder + decoder for images or vectors.
 
   Attributes:
-    data_shape: one example's shape: (s, s, c) images or (features,) vectors.
+    data_shape: one example's shape: (s, s, c) images, (s, s, s, c)
+      volumes or (features,) vectors.
     latent_dim: size of z.
     params: decoder outputs the likelihood needs (Likelihood.params).
     count_data: x holds counts (encoder sees log1p(x); "mu" uses the
       library size).
     hidden: MLP widths (vectors).
-    width: features of the first conv block / last decoder block (images).
+    width: features of the first conv block / last decoder block (images
+      and volumes).
     num_conditions: classes of the conditioning variable; 0 = none.
   """
 
@@ -66,21 +69,31 @@ class VAE(nn.Module):
 
   @property
   def is_image(self) -> bool:
-    return len(self.data_shape) == 3
+    """True for 2-D images (s, s, c) and 3-D volumes (s, s, s, c)."""
+    return len(self.data_shape) in (3, 4)
+
+  @property
+  def spatial_ndim(self) -> int:
+    """Spatial dims of an image (2) or volume (3); 0 for vectors."""
+    return len(self.data_shape) - 1 if self.is_image else 0
 
   def setup(self):
     if self.num_conditions:
       self.condition = nn.Embed(self.num_conditions, CONDITION_DIM)
     if self.is_image:
-      s, _, c = self.data_shape
-      base, stages = num_resolution_stages(s)
+      *spatial, c = self.data_shape
+      nd = self.spatial_ndim
+      if len(set(spatial)) != 1:
+        raise ValueError(f"image data_shape must be (s, s, c) or (s, s, s, c) "
+                         f"(square / cubic), got {self.data_shape}")
+      base, stages = num_resolution_stages(spatial[0])
       self._base, self._stages = base, stages
-      self.down = [nn.Conv(min(self.width * 2**i, MAX_FEATURES), (4, 4),
-                           strides=(2, 2), padding="SAME", name=f"down{i}")
+      self.down = [nn.Conv(min(self.width * 2**i, MAX_FEATURES), (4,) * nd,
+                           strides=(2,) * nd, padding="SAME", name=f"down{i}")
                    for i in range(stages)]
       top = min(self.width * 2**(stages - 1), MAX_FEATURES)
       self._top = top
-      self.project = nn.Dense(base * base * top, name="project")
+      self.project = nn.Dense(base ** nd * top, name="project")
       self.up = [Upsample2x(min(self.width * 2**(stages - 2 - i), MAX_FEATURES),
                             name=f"up{i}") for i in range(stages - 1)]
       self.to_params = Upsample2x(c * len(self.params), name="to_params")
@@ -138,11 +151,13 @@ class VAE(nn.Module):
     return {k: v.reshape(lead + (-1,) + self.data_shape) for k, v in out.items()}
 
   def _decode_image(self, z):
-    h = self.project(z).reshape(z.shape[0], self._base, self._base, self._top)
+    # [n, base, base, top] or [n, base, base, base, top]
+    h = self.project(z).reshape(z.shape[0], *(self._base,) * self.spatial_ndim,
+                                self._top)
     h = nn.gelu(h)
     for layer in self.up:
       h = nn.gelu(layer(h))
-    h = self.to_params(h)  # [n, s, s, c * len(params)]
+    h = self.to_params(h)  # [n, *(s,) * ndim, c * len(params)]
     parts = jnp.split(h, len(self.params), axis=-1)
     return dict(zip(self.params, parts))
 
