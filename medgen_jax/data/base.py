@@ -300,15 +300,18 @@ def _bounded(x: np.ndarray, bad: np.ndarray, where: str,
 
 @KEY_CHECKS.register("image")
 def _check_image(x: np.ndarray, where: str, ds: Dataset) -> None:
-  """uint8 [n, h, w, c], c in {1, 3}, h and w >= 4."""
+  """uint8 [n, h, w, c] (2-D) or [n, x, y, z, c] (3-D volumes), c in {1, 3},
+  every spatial side >= 4."""
   del ds
   if x.dtype != np.uint8:
     raise DataError(f"{where} has dtype {x.dtype}; expected uint8 images "
                     "(0..255); convert them with to_uint8_images")
-  if x.ndim != 4 or x.shape[-1] not in (1, 3) or min(x.shape[1:3]) < 4:
+  if x.ndim not in (4, 5) or x.shape[-1] not in (1, 3) or min(
+      x.shape[1:-1]) < 4:
     raise DataError(
         f"{where} has shape {x.shape}; expected [n, height, width, channels] "
-        "with 1 (grayscale) or 3 (RGB) channels and at least 4x4 pixels")
+        "(or [n, x, y, z, channels] volumes) with 1 (grayscale) or 3 (RGB) "
+        "channels and at least 4 pixels a side")
 
 
 @KEY_CHECKS.register("label")

@@ -14,7 +14,8 @@ the data suit a family's config (e.g. the image size) is the family's check.
 Names with a registered prefix go to that prefix's loader in `PREFIXES`:
 `fn(rest, data_config) -> Dataset` (`tfds:malaria` -> the TensorFlow
 Datasets loader, which needs the optional `tfds` extra; `wfdb:FOLDER` ->
-every PhysioNet record of a folder).
+every PhysioNet record of a folder; `dicom:PATH` and `nifti:PATH` -> CT/MR
+volumes as slices or 3-D images, see `volume_datasets.py`).
 
 A name that is not registered but is a file path (`--data cells.h5ad`) goes
 to the reader of its suffix in `FILE_FORMATS`: `fn(path, data_config) ->
@@ -60,7 +61,8 @@ def _ensure_builtin_loaders() -> None:
   # @FILE_FORMATS.register decorators.
   from medgen_jax.data import (csv_table, expression_datasets,  # noqa: F401
                               h5ad, medmnist, phantoms, series_sources,
-                              sleep, survival, survival_series)
+                              sleep, survival, survival_series,
+                              volume_datasets)
 
 
 @PREFIXES.register("tfds")

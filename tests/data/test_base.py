@@ -187,7 +187,11 @@ def test_unknown_modality():
     ("image", np.zeros((4, 8, 8, 1), np.float32), "'image' has dtype float32; "
      "expected uint8"),
     ("image", np.zeros((4, 8, 8, 2), np.uint8), "'image' has shape"),
-    ("image", np.zeros((4, 3, 8, 1), np.uint8), "'image' has shape.*4x4"),
+    ("image", np.zeros((4, 3, 8, 1), np.uint8),
+     "'image' has shape.*at least 4 pixels a side"),
+    ("image", np.zeros((4, 3, 8, 8, 1), np.uint8),
+     "'image' has shape.*at least 4 pixels a side"),
+    ("image", np.zeros((4, 8, 8, 8, 8, 1), np.uint8), "'image' has shape"),
 ])
 def test_key_checks_name_split_and_key(key, value, match):
   train = {"x": np.zeros((4, 5), np.float32), key: value}
