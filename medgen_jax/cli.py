@@ -2,7 +2,7 @@
 
   medgen train FAMILY [--data NAME] [--steps N] [family flags] ...
   medgen train --workdir DIR --resume [--steps N]     # family from the run
-  medgen sample --workdir DIR [--n 64] [--out grid.png | samples.npz] ...
+  medgen sample --workdir DIR [--n 64] [--out grid.png | samples.npz | volumes.nii.gz] ...
   medgen embed --workdir DIR [--out latents.npz] [--plot latents.png]
   medgen predict --workdir DIR --input patients.csv [--out curves.csv] [--plot curves.png]
   medgen sleep-metrics FILE [--kind hypnogram|actigraphy] [--json]
@@ -224,7 +224,8 @@ def _sample_parser(task_cls=None) -> argparse.ArgumentParser:
   p.add_argument("--workdir", required=True, help="the run's folder")
   p.add_argument("--n", type=int, default=64, help="number of samples")
   p.add_argument("--out", default="samples.png",
-                 help="FILE.png (a picture) or FILE.npz (the arrays)")
+                 help="FILE.png (a picture), FILE.npz (the arrays) or "
+                 "FILE.nii.gz (3-D volumes, for a viewer)")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--step", type=int, help="checkpoint step (default latest)")
   p.add_argument("--batch-size", type=int, default=256,
@@ -246,7 +247,7 @@ def _add_options(parser, task_cls, kind: str) -> None:
 def check_output_file(out: str, suffixes=(".png", ".npz")) -> pathlib.Path:
   """Checks, without writing, that `out` can be written."""
   path = pathlib.Path(out)
-  if path.suffix.lower() not in suffixes:
+  if not path.name.lower().endswith(tuple(suffixes)):
     raise ConfigError(f"--out {out}: expected a file ending in "
                       f"{' or '.join(suffixes)}")
   folder = path.parent
@@ -278,7 +279,8 @@ def cmd_sample(argv: list[str]) -> int:
     raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
   from medgen_jax.configs.base import SEED_LIMIT, check_int
   check_int(args.seed, "--seed", 0, SEED_LIMIT)
-  out = check_output_file(args.out)
+  from medgen_jax.outputs import SAMPLE_WRITERS
+  out = check_output_file(args.out, (".png", ".npz", *SAMPLE_WRITERS))
   options = {o.dest: getattr(args, "option:" + o.dest)
              for o in task_cls.sample_options}
   run = load_run(args.workdir, args.step)
@@ -286,7 +288,12 @@ def cmd_sample(argv: list[str]) -> int:
   samples = generate_samples(run.task, run.state, args.n, args.seed, options,
                              batch_size=args.batch_size)
   from medgen_jax.outputs import save_image_grid, save_npz
-  if out.suffix.lower() == ".npz":
+  writer = [w for suffix, w in SAMPLE_WRITERS.items()
+            if out.name.lower().endswith(suffix)]
+  if writer:
+    writer[0](out, samples, run.config)
+    print(f"medgen: wrote {args.n} samples of step {run.step} to {out}")
+  elif out.suffix.lower() == ".npz":
     save_npz(out, samples)
     shapes = ", ".join(f"{k} {v.dtype}{list(v.shape)}" for k, v in samples.items())
     print(f"medgen: wrote {args.n} samples of step {run.step} to {out} ({shapes})")

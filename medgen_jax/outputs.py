@@ -45,13 +45,30 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
   _atomic_write_bytes(pathlib.Path(path), text.encode())
 
 
+def volume_panels(volumes: np.ndarray, pad: int = 1) -> np.ndarray:
+  """3-D images [n, x, y, z, c] (RAS+) -> 2-D pictures [n, s, 3s + 2pad, c]:
+  the middle axial, coronal and sagittal slices side by side (in [-1, 1],
+  separated by dark columns; cubes only, as the 3-D models make)."""
+  from medgen_jax.data.volumes import middle_slices  # noqa: PLC0415
+  panels = middle_slices(np.asarray(volumes))
+  gap = np.full(panels[0].shape[:2] + (pad,) + panels[0].shape[3:], -1.0,
+                np.float32)
+  return np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=2)
+
+
 def image_grid(images: np.ndarray, ncols: int | None = None,
                pad: int = 2) -> np.ndarray:
   """Tiles images [n, h, w, c] in [-1, 1] into one uint8 picture.
 
+  3-D images [n, x, y, z, c] are shown as their three middle slices
+  (`volume_panels`), one volume per tile.
+
   Returns:
     uint8 [rows*(h+pad)+pad, cols*(w+pad)+pad, c] with a dark border.
   """
+  if np.ndim(images) == 5:
+    images = volume_panels(images)
+    ncols = ncols or max(1, int(round(math.sqrt(len(images) / 3))))
   images = unit_range_to_uint8(images)
   n, h, w, c = images.shape
   ncols = ncols or int(math.ceil(math.sqrt(n)))
@@ -95,6 +112,21 @@ def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> pathlib.
   path = pathlib.Path(path)
   _atomic_write_bytes(path, buf.getvalue())
   return path
+
+
+def _nifti_writer(compress: bool):
+  def write(path, samples: dict[str, np.ndarray], config) -> None:
+    from medgen_jax.data.nifti_files import nifti_bytes  # noqa: PLC0415
+    spacing = config.data.get("voxel_spacing", None) or 1.0
+    _atomic_write_bytes(pathlib.Path(path), nifti_bytes(
+        np.asarray(samples["image"]), spacing, compress=compress))
+  return write
+
+
+# `medgen sample --out FILE`: file-name ending -> writer(path, samples, run
+# config), beside the built-in .png (a picture) and .npz (the arrays).
+SAMPLE_WRITERS = {".nii.gz": _nifti_writer(True),
+                  ".nii": _nifti_writer(False)}
 
 
 class MetricsLog:

@@ -10,6 +10,8 @@ import numpy as np
 
 from medgen_jax.configs import gan as gan_config
 from medgen_jax.configs.base import check_int, check_real
+from medgen_jax.configs.images import VOLUME_FLAGS, image_ndim_and_size
+from medgen_jax.families._images import check_image_shape
 from medgen_jax.data.base import Dataset, Split
 from medgen_jax.data.pipeline import (IndexSampler, uint8_to_unit_range,
                                       unit_range_to_uint8)
@@ -24,6 +26,7 @@ from medgen_jax.train.task import TASKS, BaseTask, Flag, Option, Outputs
 from medgen_jax.train.update import make_gradient_fn
 
 MAX_IMAGE_SIZE = 1024
+MAX_VOLUME_SIZE = 256
 EVAL_EXAMPLES = 256  # real images per split for the held-out D statistics
 
 
@@ -55,6 +58,7 @@ class GanTask(BaseTask):
       Flag("--upsample", "gan.upsample", "subpixel | transpose"),
       Flag("--conditional", "gan.conditional",
            "condition G and D on the class labels", const=True),
+      *(Flag(*f) for f in VOLUME_FLAGS),
   )
   sample_options = (
       Option("--label", int, "class to generate (conditional runs); default: "
@@ -72,6 +76,14 @@ class GanTask(BaseTask):
       num_resolution_stages(size)
     except ValueError as e:
       raise ConfigError(f"--image-size: {e}") from None
+    volume = check_int(config.data.get("volume", 0), "data.volume (--volume)",
+                       0, MAX_VOLUME_SIZE + 1)
+    if volume:
+      try:
+        num_resolution_stages(volume)
+      except ValueError as e:
+        raise ConfigError(f"--volume: {e}".replace("image size", "volume "
+                                                   "size")) from None
     if g.upsample not in UPSAMPLE_KINDS:
       raise ConfigError(f"gan.upsample {g.upsample!r}; expected one of "
                         f"{', '.join(UPSAMPLE_KINDS)}")
@@ -105,12 +117,13 @@ class GanTask(BaseTask):
             "dataset")
     self.config = config
     self.conditional = bool(g.num_classes)
+    self.ndim, self.size = image_ndim_and_size(config.data)
     self.generator = Generator(
-        image_size=config.data.image_size, channels=g.channels,
-        width=g.width, num_classes=g.num_classes, upsample=g.upsample)
+        image_size=self.size, channels=g.channels, width=g.width,
+        num_classes=g.num_classes, upsample=g.upsample, ndim=self.ndim)
     self.discriminator = Discriminator(
-        image_size=config.data.image_size, width=g.width,
-        num_classes=g.num_classes, norm=resolved_d_norm(config))
+        image_size=self.size, width=g.width, num_classes=g.num_classes,
+        norm=resolved_d_norm(config), ndim=self.ndim)
     self.train_step = gan_step.make_gan_train_step(
         gan_step.GanStepConfig(
             loss=GAN_LOSSES.get(g.loss), latent_dim=g.latent_dim,
@@ -124,17 +137,16 @@ class GanTask(BaseTask):
   @staticmethod
   def _resolve(config, dataset: Dataset) -> None:
     """Checks the dataset against the config; sets the derived fields."""
-    size = config.data.image_size
-    h, w, c = dataset.example_shape("image")
-    if (h, w) != (size, size):
-      raise DataError(
-          f"{dataset.source}: images are {h}x{w} but --image-size is {size}; "
-          f"pass --image-size {h} or use a file of the requested size")
+    ndim, size = image_ndim_and_size(config.data)
+    *spatial, c = dataset.example_shape("image")
+    check_image_shape(dataset, spatial, ndim, size)
     if config.gan.conditional and dataset.num_classes < 2:
       raise ConfigError(
           f"--conditional needs labels with at least 2 classes; dataset "
           f"{dataset.name!r} has {dataset.num_classes}")
     config.gan.channels = int(c)
+    if ndim == 3:
+      config.data.voxel_spacing = dataset.metadata.get("voxel_spacing")
     config.gan.num_classes = (int(dataset.num_classes)
                               if config.gan.conditional else 0)
 
@@ -142,10 +154,9 @@ class GanTask(BaseTask):
   def init_state(self, key: jax.Array) -> GANState:
     c, g = self.config, self.config.gan
     k_g, k_d = jax.random.split(key)
-    s = c.data.image_size
     z = jnp.zeros((2, g.latent_dim))
     y = jnp.zeros((2,), jnp.int32) if self.conditional else None
-    x = jnp.zeros((2, s, s, g.channels))
+    x = jnp.zeros((2,) + (self.size,) * self.ndim + (g.channels,))
     g_vars = self.generator.init(k_g, z, y, train=False)
     d_vars = self.discriminator.init(k_d, x, y, train=False)
     lr = c.optimizer.learning_rate

@@ -10,10 +10,12 @@ import numpy as np
 
 from medgen_jax.configs import vae as vae_config
 from medgen_jax.configs.base import check_int, check_real
+from medgen_jax.configs.images import VOLUME_FLAGS, image_ndim_and_size
 from medgen_jax.data.base import Dataset, Split
 from medgen_jax.data.pipeline import (IndexSampler, uint8_to_unit_range,
                                       unit_range_to_uint8)
 from medgen_jax.errors import ConfigError, DataError
+from medgen_jax.families._images import check_image_shape
 from medgen_jax.families.vae import step as vae_step
 from medgen_jax.models.layers import num_resolution_stages
 from medgen_jax.models.vae import VAE
@@ -58,6 +60,7 @@ class VaeTask(BaseTask):
       Flag("--batch-key", "data.batch_key", "expression: batch column"),
       Flag("--max-genes", "data.max_genes",
            "expression: keep the N most variable genes (0 = all)"),
+      *(Flag(*f) for f in VOLUME_FLAGS),
   )
   sample_options = (
       Option("--label", int, "condition class to generate (conditional runs)"),
@@ -99,7 +102,7 @@ class VaeTask(BaseTask):
     self.config = config
     self.likelihood = LIKELIHOODS.get(v.resolved_likelihood)
     self.data_shape = tuple(int(d) for d in v.data_shape)
-    self.is_image = len(self.data_shape) == 3
+    self.is_image = len(self.data_shape) in (3, 4)  # [h, w, c] or [x, y, z, c]
     self.counts = self.likelihood.data == "counts"
     self.model = VAE(data_shape=self.data_shape, latent_dim=v.latent_dim,
                      params=tuple(self.likelihood.params),
@@ -123,16 +126,15 @@ class VaeTask(BaseTask):
     v, d = config.vae, config.data
     keys = dataset.keys
     if "image" in keys:
-      h, w, c = dataset.example_shape("image")
-      if (h, w) != (d.image_size, d.image_size):
-        raise DataError(
-            f"{dataset.source}: images are {h}x{w} but --image-size is "
-            f"{d.image_size}; pass --image-size {h}")
+      shape = dataset.example_shape("image")  # [h, w, c] or [x, y, z, c]
+      ndim, size = image_ndim_and_size(d)
+      check_image_shape(dataset, shape[:-1], ndim, size)
+      flag = "--volume" if ndim == 3 else "--image-size"
       try:
-        num_resolution_stages(h)
+        num_resolution_stages(size)
       except ValueError as e:
-        raise ConfigError(f"--image-size: {e}") from None
-      shape, allowed = (h, w, c), IMAGE_LIKELIHOODS
+        raise ConfigError(f"{flag}: {e}") from None
+      allowed = IMAGE_LIKELIHOODS
       chosen = "discretized_logistic" if v.likelihood == "auto" else v.likelihood
     elif "x" in keys and dataset.modality == "expression":
       kind = dataset.metadata.get("matrix_kind", "")
@@ -153,7 +155,7 @@ class VaeTask(BaseTask):
           f"{list(keys)}; the VAE takes images ('image') or expression "
           "profiles ('x' of an expression dataset)")
     if chosen not in allowed:
-      what = "images" if len(shape) == 3 else "expression profiles"
+      what = "images" if len(shape) >= 3 else "expression profiles"
       raise ConfigError(f"--likelihood {chosen} does not fit {what}; "
                         f"choose one of {', '.join(allowed)}")
     conditions = 0
@@ -172,6 +174,8 @@ class VaeTask(BaseTask):
     v.resolved_likelihood = chosen
     v.data_shape = tuple(int(s) for s in shape)
     v.num_conditions = conditions
+    if "image" in keys and len(shape) == 4:
+      d.voxel_spacing = dataset.metadata.get("voxel_spacing")
     if LIKELIHOODS.get(chosen).data == "counts":
       v.library_size = float(np.median(dataset.split("train")["library_size"]))
 
