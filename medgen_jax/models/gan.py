@@ -24,7 +24,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from medgen_jax.models.layers import Upsample2x, num_resolution_stages
+from medgen_jax.models.layers import (Downsample2x, Upsample2x,
+                                      num_resolution_stages)
 
 D_NORMS = ("batch", "layer", "none")
 MAX_FEATURES = 512
@@ -120,9 +121,12 @@ class Discriminator(nn.Module):
     h = x
     for i in range(stages):
       feats = min(self.width * 2 ** i, MAX_FEATURES)
-      h = nn.Conv(feats, (4,) * self.ndim, strides=(2,) * self.ndim,
-                  padding="SAME",
-                  use_bias=(i == 0 or self.norm == "none"), name=f"down{i}")(h)
+      use_bias = i == 0 or self.norm == "none"
+      if self.ndim == 3:  # same layer, a form XLA:CPU differentiates fast
+        h = Downsample2x(feats, use_bias=use_bias, name=f"down{i}")(h)
+      else:
+        h = nn.Conv(feats, (4,) * self.ndim, strides=(2,) * self.ndim,
+                    padding="SAME", use_bias=use_bias, name=f"down{i}")(h)
       if i > 0 and self.norm == "batch":
         h = nn.BatchNorm(use_running_average=not train, momentum=0.9,
                          name=f"bn{i}")(h)

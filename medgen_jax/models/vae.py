@@ -32,7 +32,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from medgen_jax.models.layers import Upsample2x, num_resolution_stages
+from medgen_jax.models.layers import (Downsample2x, Upsample2x,
+                                      num_resolution_stages)
 
 MAX_FEATURES = 512
 PER_FEATURE_PARAMS = ("log_scale", "theta")  # shared across examples for vectors
@@ -88,9 +89,13 @@ class VAE(nn.Module):
                          f"(square / cubic), got {self.data_shape}")
       base, stages = num_resolution_stages(spatial[0])
       self._base, self._stages = base, stages
-      self.down = [nn.Conv(min(self.width * 2**i, MAX_FEATURES), (4,) * nd,
-                           strides=(2,) * nd, padding="SAME", name=f"down{i}")
-                   for i in range(stages)]
+      if nd == 3:  # the same layer in a form XLA:CPU differentiates fast
+        self.down = [Downsample2x(min(self.width * 2**i, MAX_FEATURES),
+                                  name=f"down{i}") for i in range(stages)]
+      else:
+        self.down = [nn.Conv(min(self.width * 2**i, MAX_FEATURES), (4,) * nd,
+                             strides=(2,) * nd, padding="SAME",
+                             name=f"down{i}") for i in range(stages)]
       top = min(self.width * 2**(stages - 1), MAX_FEATURES)
       self._top = top
       self.project = nn.Dense(base ** nd * top, name="project")

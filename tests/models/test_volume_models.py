@@ -339,3 +339,32 @@ def test_vae_is_image_and_rejects_non_cubic():
   model = VAE(data_shape=(8, 8, 16, 1), latent_dim=2, params=("logits",))
   with pytest.raises(ValueError, match="cubic"):
     model.init(jax.random.key(0), jnp.zeros((2, 8, 8, 16, 1)))
+
+
+# -- Downsample2x: nn.Conv's stride-2 layer in space-to-depth form -------------
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 6, 3), (2, 8, 4, 6, 2)])
+def test_downsample2x_is_the_strided_conv_with_the_same_parameters(shape):
+  from medgen_jax.models.layers import Downsample2x, space_to_depth
+  n = len(shape) - 2
+  x = jax.random.normal(jax.random.key(0), shape)
+  ours = Downsample2x(5)
+  ref = nn.Conv(5, (4,) * n, strides=(2,) * n, padding="SAME")
+  params = ours.init(jax.random.key(1), x)
+  ref_params = ref.init(jax.random.key(1), x)
+  # Same names, shapes and initial values: checkpoints interchange.
+  jax.tree.map(np.testing.assert_array_equal, params, ref_params)
+  params = jax.tree.map(
+      lambda p: p + 0.1 * jax.random.normal(jax.random.key(2), p.shape),
+      params)  # a non-zero bias too
+  np.testing.assert_allclose(ours.apply(params, x), ref.apply(params, x),
+                             rtol=1e-5, atol=1e-5)
+  loss = lambda m: lambda p, x: jnp.sum(jnp.sin(m.apply(p, x)))
+  g_ours = jax.grad(loss(ours), argnums=(0, 1))(params, x)
+  g_ref = jax.grad(loss(ref), argnums=(0, 1))(params, x)
+  for a, b in zip(jax.tree.leaves(g_ours), jax.tree.leaves(g_ref)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+  # space_to_depth inverts depth_to_space.
+  y = jax.random.normal(jax.random.key(3), (2,) + (4,) * n + (3,))
+  np.testing.assert_array_equal(depth_to_space(space_to_depth(y, 2), 2), y)
