@@ -45,15 +45,18 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _float_like(text: str) -> bool:
+  """A number, or comma-separated numbers ("-600,1500": a CT window)."""
   try:
-    float(text)
+    for part in text.split(","):
+      float(part)
     return True
   except ValueError:
     return False
 
 
 def _join_negative_values(argv: list[str], parser: argparse.ArgumentParser):
-  """`--g-lr -1e-3` -> `--g-lr=-1e-3`, which argparse would read as a flag."""
+  """`--g-lr -1e-3` -> `--g-lr=-1e-3` (and `--window -600,1500`), which
+  argparse would read as a flag."""
   takes_value = {s for a in parser._actions if a.nargs is None
                  and a.option_strings and not isinstance(
                      a, (argparse._StoreConstAction, argparse._HelpAction))

@@ -104,3 +104,23 @@ def test_3d_vae_learns_the_volumes(volume_folder, tmp_path):
   assert losses[-1] < 0.7 * losses[0], losses
   assert any(k.startswith("eval/test_") for r in log for k in r)
   assert list((tmp_path / "vae3d" / "samples").glob("*.png"))
+
+
+def test_shared_ct_slice_and_negative_windows(shared_data_dir, tmp_path,
+                                              medgen):
+  from medgen_jax.configs import gan as gan_config
+  from medgen_jax.data.registry import load_dataset
+  c = gan_config.get_config()
+  c.data.name = f"dicom:{shared_data_dir / 'dicom' / 'CT_small.dcm'}"
+  c.data.image_size = 64
+  c.data.window = "-600,1500"
+  ds = load_dataset(c.data)
+  assert ds.example_shape("image") == (64, 64, 1) and len(ds.split("train")) == 1
+  assert ds.class_names == ("CT",)
+  # "-600,1500" after --window is the window, not a flag; on an MR series
+  # an HU window is refused in one line.
+  code, _, err = medgen(["train", "gan", "--data",
+                         f"dicom:{shared_data_dir / 'dicom' / 'MR_small.dcm'}",
+                         "--window", "-600,1500", "--workdir", tmp_path / "r",
+                         *TINY])
+  assert code == 2 and "Hounsfield units for an MR series" in err
