@@ -429,8 +429,9 @@ def test_path_dispatch(tmp_path):
   txt = tmp_path / "table.txt"
   txt.write_text("gene,s1\nA,1\n")
   message = _raises(DataError, load_dataset, _data(txt))
+  # The VAE also reads CT/MR files (.dcm, .nii, .nii.gz) as images.
   assert message == (f"{txt}: unknown file type '.txt'; --data PATH reads "
-                     "files ending in .csv, .h5ad")
+                     "files ending in .csv, .dcm, .h5ad, .nii, .nii.gz")
   missing = tmp_path / "nowhere.h5ad"
   message = _raises(DataError, load_dataset, _data(missing))
   assert message.startswith(f"{missing}: no such file; --data takes a "
