@@ -43,6 +43,9 @@ def get_config() -> ml_collections.ConfigDict:
   g.width = 64                  # channels of the last generator block
   g.upsample = "subpixel"       # subpixel | transpose
   g.d_norm = "auto"             # auto (layer for wgan-gp, else batch) | batch | layer | none
+  g.augment = ""                # DiffAugment ops for D's inputs: translation,cutout,color ("" = none)
+  g.ada_target = 0.0            # > 0: ADA adapts the ops' probability toward this r_t (0.6)
+  g.ada_kimg = 100.0            # ADA: thousands of images for the probability to move by 1
   # Derived from the data when a run starts (declared here, None until then):
   g.channels = config_dict.placeholder(int)     # 1 grayscale, 3 RGB
   g.num_classes = config_dict.placeholder(int)  # classes G and D see; 0 unconditional

@@ -42,12 +42,16 @@ class GANState(flax.struct.PyTreeNode):
     disc: discriminator TrainState.
     ema_params: EMA of gen.params.
     ema_batch_stats: EMA of gen.batch_stats.
+    augment_p: ADA's probability of each augmentation, or None.
   """
 
   gen: TrainState
   disc: TrainState
   ema_params: PyTree
   ema_batch_stats: PyTree
+  # ADA's augmentation probability (a scalar) when it adapts; None (no leaf,
+  # so checkpoints of runs without it keep their layout) otherwise.
+  augment_p: PyTree = None
 
   @property
   def step(self) -> jax.Array:

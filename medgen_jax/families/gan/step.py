@@ -11,6 +11,11 @@ Batch (numpy, from `GanTask.make_batch`):
 Discriminator update k uses real batch k and fresh z; the generator update
 uses fresh z and the labels of the last real batch (so conditional samples
 follow the data's class mix). Randomness: fold_in(key, step).
+
+With `augment` ops (families/gan/augment.py), D sees real and generated
+images through the same random differentiable transforms in both updates
+(DiffAugment); with `ada_target` > 0 each op fires with probability
+`state.augment_p`, adapted after every D update (ADA).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from medgen_jax.families.gan import augment as aug
 from medgen_jax.objectives import minimax
 from medgen_jax.train.state import GANState, TrainState, ema_decay_at
 from medgen_jax.train.update import (GradientFn, LossOutput, mean_gradient,
@@ -38,6 +44,13 @@ class GanStepConfig:
   conditional: bool
   gp_weight: float = 10.0
   ema_decay: float = 0.999
+  augment: tuple[str, ...] = ()   # DiffAugment ops for D's inputs
+  ada_target: float = 0.0         # > 0: ADA adapts p toward this r_t
+  ada_kimg: float = 100.0         # thousands of images for p to move by 1
+
+  @property
+  def adaptive(self) -> bool:
+    return bool(self.augment) and self.ada_target > 0
 
 
 def apply_model(state: TrainState, params, *args, train: bool = True):
@@ -62,6 +75,8 @@ def discriminator_loss_fn(cfg: GanStepConfig, disc: TrainState):
     losses = cfg.loss.discriminator(real_logits, fake_logits)  # [b]
     metrics = {"d_real_logit": jnp.mean(real_logits),
                "d_fake_logit": jnp.mean(fake_logits)}
+    if cfg.adaptive:  # ADA's overfitting heuristic r_t
+      metrics["d_real_sign"] = jnp.mean(jnp.sign(real_logits))
     if cfg.loss.gradient_penalty:
       eps = jax.random.uniform(key, (real.shape[0],))
       x_hat = minimax.interpolate(real, fake, eps)
@@ -80,13 +95,15 @@ def discriminator_loss_fn(cfg: GanStepConfig, disc: TrainState):
   return loss_fn
 
 
-def generator_loss_fn(cfg: GanStepConfig, gen: TrainState, disc: TrainState):
+def generator_loss_fn(cfg: GanStepConfig, gen: TrainState, disc: TrainState,
+                      augment_p=1.0):
   """Per-example loss of G's params on {z, label}."""
 
   def loss_fn(g_params, batch, key) -> LossOutput:
-    del key
     y = batch["label"] if cfg.conditional else None
     fake, g_stats = apply_model(gen, g_params, batch["z"], y)
+    # Differentiable, so G learns through the transforms D sees.
+    fake = aug.augment(fake, key, cfg.augment, augment_p)
     fake_logits, _ = apply_model(disc, disc.params, fake, y)
     return LossOutput(cfg.loss.generator(fake_logits), {}, g_stats)
 
@@ -97,24 +114,38 @@ def make_gan_train_step(cfg: GanStepConfig,
                         gradient_fn: GradientFn = mean_gradient) -> Callable:
   """Builds `step(state: GANState, batch, key) -> (GANState, metrics)`."""
 
+  def probability(state: GANState):
+    return state.augment_p if cfg.adaptive else 1.0
+
   def d_update(state: GANState, real, labels, key):
-    k_z, k_eps = jax.random.split(key)
+    k_z, k_eps, k_real, k_fake = jax.random.split(key, 4)
     z = jax.random.normal(k_z, (real.shape[0], cfg.latent_dim))
     # Fakes in train mode (batch statistics); G's running stats are updated
     # only by the generator's own step.
     fake, _ = apply_model(state.gen, state.gen.params, z,
                           labels if cfg.conditional else None)
-    batch = {"real": real, "fake": jax.lax.stop_gradient(fake),
+    p = probability(state)
+    batch = {"real": aug.augment(real, k_real, cfg.augment, p),
+             "fake": aug.augment(jax.lax.stop_gradient(fake), k_fake,
+                                 cfg.augment, p),
              "label": labels}
     disc, info = update(state.disc, discriminator_loss_fn(cfg, state.disc),
                         batch, k_eps, gradient_fn=gradient_fn)
-    return state.replace(disc=disc), {**info.metrics, "d_loss": info.loss,
-                                      "d_grad_norm": info.grad_norm}
+    metrics = {**info.metrics, "d_loss": info.loss,
+               "d_grad_norm": info.grad_norm}
+    if cfg.adaptive:
+      r_t = info.metrics["d_real_sign"]
+      new_p = jnp.clip(p + jnp.sign(r_t - cfg.ada_target)
+                       * real.shape[0] / (cfg.ada_kimg * 1000.0), 0.0, 1.0)
+      state = state.replace(augment_p=new_p)
+      metrics["augment_p"] = new_p
+    return state.replace(disc=disc), metrics
 
   def g_update(state: GANState, labels, key):
     z = jax.random.normal(key, (labels.shape[0], cfg.latent_dim))
     gen, info = update(state.gen,
-                       generator_loss_fn(cfg, state.gen, state.disc),
+                       generator_loss_fn(cfg, state.gen, state.disc,
+                                         probability(state)),
                        {"z": z, "label": labels}, key,
                        gradient_fn=gradient_fn)
     decay = ema_decay_at(state.gen.step, cfg.ema_decay)

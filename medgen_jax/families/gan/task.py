@@ -17,6 +17,7 @@ from medgen_jax.data.pipeline import (IndexSampler, uint8_to_unit_range,
                                       unit_range_to_uint8)
 from medgen_jax.errors import ConfigError, DataError
 from medgen_jax.families.gan import step as gan_step
+from medgen_jax.families.gan.augment import parse_ops as augment_ops
 from medgen_jax.models.gan import D_NORMS, Discriminator, Generator
 from medgen_jax.models.layers import UPSAMPLE_KINDS, num_resolution_stages
 from medgen_jax.objectives.minimax import GAN_LOSSES
@@ -58,6 +59,10 @@ class GanTask(BaseTask):
       Flag("--upsample", "gan.upsample", "subpixel | transpose"),
       Flag("--conditional", "gan.conditional",
            "condition G and D on the class labels", const=True),
+      Flag("--augment", "gan.augment", "DiffAugment of D's inputs: a comma-"
+           "separated subset of translation,cutout,color"),
+      Flag("--ada-target", "gan.ada_target", "ADA: adapt the augmentation "
+           "probability toward this r_t (0.6); 0 = always augment"),
       *(Flag(*f) for f in VOLUME_FLAGS),
   )
   sample_options = (
@@ -95,6 +100,17 @@ class GanTask(BaseTask):
           "--loss wgan-gp penalises each example's critic gradient, which "
           "batch norm in the discriminator makes depend on the whole batch; "
           "use --set gan.d_norm=layer (or none)")
+    try:
+      ops = augment_ops(g.augment)
+    except ValueError as e:
+      raise ConfigError(f"--augment: {e}") from None
+    check_real(g.ada_target, "gan.ada_target (--ada-target)", 0.0, 1.0,
+               hi_open=True)
+    check_real(g.ada_kimg, "gan.ada_kimg", 0.0, lo_open=True)
+    if g.ada_target > 0 and not ops:
+      raise ConfigError("--ada-target adapts the probability of the "
+                        "augmentations; name them with --augment (e.g. "
+                        "--augment translation,cutout,color)")
     check_int(g.latent_dim, "gan.latent_dim (--latent-dim)", 1, 4097)
     check_int(g.width, "gan.width (--width)", 1, 4097)
     check_int(g.d_steps, "gan.d_steps (--d-steps)", 1, 101)
@@ -128,7 +144,8 @@ class GanTask(BaseTask):
         gan_step.GanStepConfig(
             loss=GAN_LOSSES.get(g.loss), latent_dim=g.latent_dim,
             conditional=self.conditional, gp_weight=g.gp_weight,
-            ema_decay=g.ema_decay),
+            ema_decay=g.ema_decay, augment=augment_ops(g.augment),
+            ada_target=float(g.ada_target), ada_kimg=float(g.ada_kimg)),
         gradient_fn=make_gradient_fn(config))
     self._sample = jax.jit(gan_step.make_sample_fn(self.generator,
                                                    self.conditional))
@@ -168,8 +185,10 @@ class GanTask(BaseTask):
         apply_fn=self.discriminator.apply, params=d_vars["params"],
         tx=make_optimizer(c.optimizer, g.d_learning_rate or lr),
         batch_stats=d_vars.get("batch_stats", {}))
+    adaptive = bool(augment_ops(g.augment)) and g.ada_target > 0
     return GANState(gen=gen, disc=disc, ema_params=gen.params,
-                    ema_batch_stats=gen.batch_stats)
+                    ema_batch_stats=gen.batch_stats,
+                    augment_p=jnp.zeros((), jnp.float32) if adaptive else None)
 
   # -- data ------------------------------------------------------------------
   def batch_axes(self, batch) -> dict[str, int]:
