@@ -61,8 +61,8 @@ def _ensure_builtin_loaders() -> None:
   # @FILE_FORMATS.register decorators.
   from medgen_jax.data import (csv_table, expression_datasets,  # noqa: F401
                               h5ad, medmnist, phantoms, series_sources,
-                              sleep, survival, survival_series,
-                              volume_datasets)
+                              sample_files, sleep, survival,
+                              survival_series, volume_datasets)
 
 
 @PREFIXES.register("tfds")
