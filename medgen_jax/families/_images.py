@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from medgen_jax.configs.images import image_ndim_and_size
 from medgen_jax.data.base import Dataset
 from medgen_jax.errors import ConfigError, DataError
+from medgen_jax.models.layers import num_resolution_stages
 
 
 def check_image_shape(dataset: Dataset, spatial: Sequence[int], ndim: int,
@@ -41,3 +43,16 @@ def check_image_shape(dataset: Dataset, spatial: Sequence[int], ndim: int,
     raise DataError(
         f"{dataset.source}: images are {shown} but {flag} is {size}; pass "
         f"{flag} {spatial[0]} or use a file of the requested size")
+
+
+def check_image_data(dataset: Dataset, data_config) -> tuple[int, int]:
+  """`check_image_shape` for the config's --image-size / --volume, plus the
+  resolution plan's check of that size; returns (ndim, size)."""
+  ndim, size = image_ndim_and_size(data_config)
+  check_image_shape(dataset, dataset.example_shape("image")[:-1], ndim, size)
+  try:
+    num_resolution_stages(size)
+  except ValueError as e:
+    flag = "--volume" if ndim == 3 else "--image-size"
+    raise ConfigError(f"{flag}: {e}") from None
+  return ndim, size

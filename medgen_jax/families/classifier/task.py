@@ -14,16 +14,15 @@ import numpy as np
 
 from medgen_jax.configs import classifier as classifier_config
 from medgen_jax.configs.base import check_int, check_real
-from medgen_jax.configs.images import VOLUME_FLAGS, image_ndim_and_size
+from medgen_jax.configs.images import VOLUME_FLAGS
 from medgen_jax.data.base import Dataset, Split
 from medgen_jax.data.pipeline import IndexSampler, uint8_to_unit_range
 from medgen_jax.data.registry import load_dataset
 from medgen_jax.errors import ConfigError, DataError
-from medgen_jax.families._images import check_image_shape
+from medgen_jax.families._images import check_image_data
 # Imported for its registration of `--data FILE.npz` (generated samples).
 from medgen_jax.families.classifier import step as cls_step
 from medgen_jax.models.classifier import NORMS, ImageClassifier
-from medgen_jax.models.layers import num_resolution_stages
 from medgen_jax.objectives import classification as cls_lib
 from medgen_jax.train.optimizers import make_optimizer
 from medgen_jax.train.state import TrainState
@@ -118,13 +117,8 @@ class ClassifierTask(BaseTask):
     dataset (None without one)."""
     k, d = config.classifier, config.data
     shape = dataset.example_shape("image")  # [h, w, c] or [x, y, z, c]
-    ndim, size = image_ndim_and_size(d)
-    check_image_shape(dataset, shape[:-1], ndim, size)
+    ndim, _ = check_image_data(dataset, d)
     flag = "--volume" if ndim == 3 else "--image-size"
-    try:
-      num_resolution_stages(size)
-    except ValueError as e:
-      raise ConfigError(f"{flag}: {e}") from None
     names = dataset.class_names or tuple(
         str(i) for i in range(int(dataset.split("train")["label"].max()) + 1))
     if len(names) < 2:

@@ -15,7 +15,7 @@ from medgen_jax.families._images import check_image_shape
 from medgen_jax.data.base import Dataset, Split
 from medgen_jax.data.pipeline import (IndexSampler, uint8_to_unit_range,
                                       unit_range_to_uint8)
-from medgen_jax.errors import ConfigError, DataError
+from medgen_jax.errors import ConfigError
 from medgen_jax.families.gan import step as gan_step
 from medgen_jax.families.gan.augment import parse_ops as augment_ops
 from medgen_jax.models.gan import D_NORMS, Discriminator, Generator

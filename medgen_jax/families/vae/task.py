@@ -10,14 +10,13 @@ import numpy as np
 
 from medgen_jax.configs import vae as vae_config
 from medgen_jax.configs.base import check_int, check_real
-from medgen_jax.configs.images import VOLUME_FLAGS, image_ndim_and_size
+from medgen_jax.configs.images import VOLUME_FLAGS
 from medgen_jax.data.base import Dataset, Split
 from medgen_jax.data.pipeline import (IndexSampler, uint8_to_unit_range,
                                       unit_range_to_uint8)
 from medgen_jax.errors import ConfigError, DataError
-from medgen_jax.families._images import check_image_shape
+from medgen_jax.families._images import check_image_data
 from medgen_jax.families.vae import step as vae_step
-from medgen_jax.models.layers import num_resolution_stages
 from medgen_jax.models.vae import VAE
 from medgen_jax.objectives import elbo as elbo_lib
 from medgen_jax.objectives.likelihoods import LIKELIHOODS
@@ -127,13 +126,7 @@ class VaeTask(BaseTask):
     keys = dataset.keys
     if "image" in keys:
       shape = dataset.example_shape("image")  # [h, w, c] or [x, y, z, c]
-      ndim, size = image_ndim_and_size(d)
-      check_image_shape(dataset, shape[:-1], ndim, size)
-      flag = "--volume" if ndim == 3 else "--image-size"
-      try:
-        num_resolution_stages(size)
-      except ValueError as e:
-        raise ConfigError(f"{flag}: {e}") from None
+      check_image_data(dataset, d)
       allowed = IMAGE_LIKELIHOODS
       chosen = "discretized_logistic" if v.likelihood == "auto" else v.likelihood
     elif "x" in keys and dataset.modality == "expression":
