@@ -45,13 +45,15 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
   _atomic_write_bytes(pathlib.Path(path), text.encode())
 
 
-def volume_panels(volumes: np.ndarray, pad: int = 1) -> np.ndarray:
+def volume_panels(volumes: np.ndarray, pad: int = 1,
+                  fill: float = -1.0) -> np.ndarray:
   """3-D images [n, x, y, z, c] (RAS+) -> 2-D pictures [n, s, 3s + 2pad, c]:
-  the middle axial, coronal and sagittal slices side by side (in [-1, 1],
-  separated by dark columns; cubes only, as the 3-D models make)."""
+  the middle axial, coronal and sagittal slices side by side, separated by
+  columns of `fill` (-1: dark for images in [-1, 1]; cubes only, as the 3-D
+  models make)."""
   from medgen_jax.data.volumes import middle_slices  # noqa: PLC0415
-  panels = middle_slices(np.asarray(volumes))
-  gap = np.full(panels[0].shape[:2] + (pad,) + panels[0].shape[3:], -1.0,
+  panels = middle_slices(np.asarray(volumes, np.float32))
+  gap = np.full(panels[0].shape[:2] + (pad,) + panels[0].shape[3:], fill,
                 np.float32)
   return np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=2)
 

@@ -357,10 +357,12 @@ def read_labels(path: str, volumes: list[Volume]
 # ---------------------------------------------------------------------------
 
 
-def build_dataset(name: str, volumes: list[Volume], data_config,
+def build_dataset(name: str, volumes: list[Volume], opts: dict,
                   source: str) -> Dataset:
-  """Examples of every volume, split by patient, as an "image" Dataset."""
-  opts = _options(data_config, name)
+  """Examples of every volume, split by patient, as an "image" Dataset.
+
+  `opts` are the validated options of `_options`.
+  """
   if opts["labels"]:
     labels, class_names = read_labels(opts["labels"], volumes)
   else:
@@ -404,14 +406,13 @@ def build_dataset(name: str, volumes: list[Volume], data_config,
   return ds
 
 
-def _read(kind: str, rest: str, data_config) -> list[Volume]:
+def _read(kind: str, rest: str, series: str) -> list[Volume]:
   path = pathlib.Path(rest).expanduser()
   if not rest:
     raise ConfigError(f"--data {kind}: needs a path: --data {kind}:FOLDER "
                       "or FILE")
   if kind == "dicom":
     from medgen_jax.data.dicom_files import read_dicom  # noqa: PLC0415
-    series = str(data_config.get("series", "") or "")
     return read_dicom(path, series)
   from medgen_jax.data.nifti_files import nifti_files, read_nifti  # noqa: PLC0415
   return [read_nifti(p) for p in nifti_files(path)]
@@ -426,10 +427,11 @@ def _check_memory(volumes: list[Volume], source: str) -> None:
 
 
 def load(kind: str, rest: str, data_config) -> Dataset:
-  volumes = _read(kind, rest, data_config)
+  name = f"{kind}:{pathlib.Path(rest).name}"
+  opts = _options(data_config, name)  # bad options fail before any reading
+  volumes = _read(kind, rest, opts["series"])
   _check_memory(volumes, rest)
-  return build_dataset(f"{kind}:{pathlib.Path(rest).name}", volumes,
-                       data_config, source=f"{kind}:{rest}")
+  return build_dataset(name, volumes, opts, source=f"{kind}:{rest}")
 
 
 @PREFIXES.register("dicom")

@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from medgen_jax.errors import ConfigError, DataError
+from medgen_jax.outputs import volume_panels
 
 ScalarFn = Callable[[jax.Array], jax.Array]
 
@@ -317,16 +318,6 @@ def _signed_scale(maps: np.ndarray, percentile: float) -> np.ndarray:
   return np.clip(maps / scale, -1.0, 1.0).astype(np.float32)
 
 
-def _volume_panels(volumes: np.ndarray, fill: float) -> np.ndarray:
-  """[n, x, y, z, c] -> [n, s, 3 s + 2, c]: the middle slices side by side
-  (as `outputs.volume_panels`, with the gap columns set to `fill`)."""
-  from medgen_jax.data.volumes import middle_slices  # noqa: PLC0415
-  panels = middle_slices(np.asarray(volumes, np.float32))
-  gap = np.full(panels[0].shape[:2] + (1,) + panels[0].shape[3:], fill,
-                np.float32)
-  return np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=2)
-
-
 def overlay(images, attributions, percentile: float = 99.0,
             strength: float = 0.85) -> np.ndarray:
   """Attribution maps on top of their images, for `save_image_grid`.
@@ -353,8 +344,8 @@ def overlay(images, attributions, percentile: float = 99.0,
                     f"{attributions.shape} must be [n, h, w, c] (or "
                     "[n, x, y, z, c]) with the same [n, h, w]")
   if images.ndim == 5:
-    images = _volume_panels(images, -1.0)
-    attributions = _volume_panels(attributions, 0.0)
+    images = volume_panels(images, fill=-1.0)
+    attributions = volume_panels(attributions, fill=0.0)
   grey = (np.clip(images.mean(-1, keepdims=True), -1, 1) + 1) / 2  # [n,h,w,1]
   amount = _signed_scale(attributions.sum(-1), percentile)[..., None]
   color = np.where(amount > 0, POSITIVE, NEGATIVE)               # [n,h,w,3]

@@ -126,9 +126,7 @@ class ClassifierTask(BaseTask):
                       f"{len(names)} class; a classifier needs at least 2")
     eval_ds = None
     if d.eval_name:
-      eval_cfg = copy.deepcopy(d)
-      eval_cfg.name = d.eval_name
-      eval_ds = load_dataset(eval_cfg)
+      eval_ds = _load_eval_dataset(d)
       where = f"--eval-data {d.eval_name}"
       if "test" not in eval_ds.splits:
         raise DataError(f"{eval_ds.source}: {where} has no 'test' split "
@@ -214,9 +212,7 @@ class ClassifierTask(BaseTask):
                        ) -> list[tuple[str, Split]]:
     if self.config.data.eval_name:
       if self._eval_dataset is None:
-        eval_cfg = copy.deepcopy(self.config.data)
-        eval_cfg.name = self.config.data.eval_name
-        self._eval_dataset = load_dataset(eval_cfg)
+        self._eval_dataset = _load_eval_dataset(self.config.data)
       return [("test", self._eval_dataset.split("test"))]
     names = [s for s in ("val",) if s in dataset.splits]
     if "test" in dataset.splits and (step >= self.config.train.steps
@@ -281,6 +277,13 @@ class ClassifierTask(BaseTask):
     if "label" in split:
       out["label"] = np.asarray(split["label"], np.int32)
     return out
+
+
+def _load_eval_dataset(data_config) -> Dataset:
+  """The --eval-data dataset: the same data options, another name."""
+  eval_cfg = copy.deepcopy(data_config)
+  eval_cfg.name = data_config.eval_name
+  return load_dataset(eval_cfg)
 
 
 def extract_features(run, images_uint8: np.ndarray) -> np.ndarray:
