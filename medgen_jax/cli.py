@@ -5,6 +5,7 @@
   medgen sample --workdir DIR [--n 64] [--out grid.png | samples.npz | volumes.nii.gz] ...
   medgen embed --workdir DIR [--out latents.npz] [--plot latents.png]
   medgen predict --workdir DIR --input patients.csv [--out curves.csv] [--plot curves.png]
+  medgen evaluate --workdir DIR [--out DIR/evaluation] [--n N] [family options]
   medgen sleep-metrics FILE [--kind hypnogram|actigraphy] [--json]
   medgen datasets | medgen families
 
@@ -455,6 +456,80 @@ def cmd_datasets(argv: list[str]) -> int:
   return 0
 
 
+def _evaluate_parser(task_cls=None) -> argparse.ArgumentParser:
+  p = _Parser(prog="medgen evaluate",
+              description="The evaluation report of a trained run, on "
+              "held-out data: report.json, report.md and PNGs.")
+  p.add_argument("--workdir", required=True, help="the run's folder")
+  p.add_argument("--out", help="folder for the report (default "
+                 "WORKDIR/evaluation)")
+  p.add_argument("--n", type=int, default=0, help="samples to generate "
+                 "(default: the family's choice, e.g. the test split's size)")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--step", type=int, help="checkpoint step (default latest)")
+  p.add_argument("--data-dir", help="where the run's dataset is now, if it "
+                 "moved")
+  _add_options(p, task_cls, "report_options")
+  return p
+
+
+def check_output_folder(out: str, flag: str = "--out") -> pathlib.Path:
+  """Checks, without writing, that files can be written in folder `out`
+  (created later if missing, when its parent exists)."""
+  path = pathlib.Path(out)
+  if path.exists() and not path.is_dir():
+    raise ConfigError(f"{flag} {out} is a file; name a folder")
+  folder = path if path.is_dir() else path.parent
+  if not folder.is_dir():
+    raise ConfigError(f"{flag} {out}: folder {folder} does not exist; "
+                      "create it first")
+  try:
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".medgen-check-")
+    os.close(fd)
+    os.unlink(tmp)
+  except OSError as e:
+    raise ConfigError(f"{flag} {out}: cannot write in {folder} "
+                      f"({e.strerror})") from None
+  return path
+
+
+def cmd_evaluate(argv: list[str]) -> int:
+  first, _ = _evaluate_parser().parse_known_args(argv)
+  from medgen_jax.train.loop import load_run, read_run_config
+  from medgen_jax.train.task import ReportContext, get_task
+  task_cls = get_task(read_run_config(first.workdir).family)
+  parser = _evaluate_parser(task_cls)
+  args = parser.parse_args(_join_negative_values(argv, parser))
+  from medgen_jax.configs.base import SEED_LIMIT, check_int
+  check_int(args.n, "--n", 0, 10_000_001)
+  check_int(args.seed, "--seed", 0, SEED_LIMIT)
+  out = check_output_folder(args.out or str(pathlib.Path(args.workdir)
+                                            / "evaluation"))
+  options = {o.dest: getattr(args, "option:" + o.dest)
+             for o in task_cls.report_options}
+  run = load_run(args.workdir, args.step)
+  if args.data_dir:
+    run.config.data.data_dir = args.data_dir
+  from medgen_jax.data.registry import load_dataset
+  dataset = load_dataset(run.config.data)
+  context = ReportContext(step=run.step, n=args.n, seed=args.seed,
+                          options=options)
+  report = run.task.report(run.state, dataset, context)
+  report.facts = {"workdir": str(args.workdir), "family": run.config.family,
+                  "data": run.config.data.name, "step": run.step,
+                  "seed": args.seed, **report.facts}
+  from medgen_jax.outputs import write_report
+  write_report(out, report, f"{run.config.family} on {run.config.data.name}"
+               f", step {run.step}")
+  width = max((len(k) for k in report.scalars), default=0)
+  for k, v in report.scalars.items():
+    print(f"  {k:<{width}}  {v:.4g}")
+  print(f"medgen: wrote the report of step {run.step} to {out}/report.md "
+        f"(and report.json, {len(report.images) + len(report.figures)} "
+        "pictures)")
+  return 0
+
+
 def cmd_families(argv: list[str]) -> int:
   _Parser(prog="medgen families").parse_args(argv)
   from medgen_jax.train.task import family_names
@@ -463,7 +538,7 @@ def cmd_families(argv: list[str]) -> int:
 
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "embed": cmd_embed,
-            "predict": cmd_predict,
+            "predict": cmd_predict, "evaluate": cmd_evaluate,
             "datasets": cmd_datasets, "families": cmd_families,
             "sleep-metrics": cmd_sleep_metrics}
 

@@ -164,3 +164,90 @@ class MetricsLog:
           except json.JSONDecodeError:
             break  # a line cut by a crash ends the log
     return out
+
+
+# ------------------------------------------------------------------ reports
+
+
+def _cell(value: Any) -> str:
+  """A table cell: floats to 4 significant digits, the rest as text."""
+  if isinstance(value, (bool, np.bool_)):
+    return str(bool(value))
+  if isinstance(value, (float, np.floating)):
+    v = float(value)
+    if not math.isfinite(v):
+      return str(v)
+    return f"{v:.4g}"
+  return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+  """Rows of dicts (columns in first-seen order) as a Markdown table."""
+  if not rows:
+    return "(no rows)\n"
+  cols: list[str] = []
+  for r in rows:
+    cols += [c for c in r if c not in cols]
+  lines = ["| " + " | ".join(cols) + " |",
+           "|" + "---|" * len(cols)]
+  lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in cols) + " |"
+            for r in rows]
+  return "\n".join(lines) + "\n"
+
+
+def _json_safe(value: Any) -> Any:
+  if isinstance(value, dict):
+    return {str(k): _json_safe(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_json_safe(v) for v in value]
+  if isinstance(value, np.ndarray):
+    return _json_safe(value.tolist())
+  if isinstance(value, (np.integer,)):
+    return int(value)
+  if isinstance(value, (float, np.floating)):
+    v = float(value)
+    return v if math.isfinite(v) else str(v)  # JSON has no NaN
+  if isinstance(value, (np.bool_,)):
+    return bool(value)
+  return value
+
+
+def write_report(out_dir: str | os.PathLike, report, title: str) -> dict:
+  """Writes a `train.task.Report` as report.json, report.md and PNGs.
+
+  Pictures are written first and the two reports last, each atomically, so
+  a report.json on disk always names pictures that exist.
+
+  Returns:
+    The JSON object written to report.json.
+  """
+  out_dir = pathlib.Path(out_dir)
+  out_dir.mkdir(parents=True, exist_ok=True)
+  files = []
+  for name, (images, ncols) in report.images.items():
+    files.append(save_image_grid(out_dir / f"{name}.png", images, ncols).name)
+  for name, png in report.figures.items():
+    _atomic_write_bytes(out_dir / f"{name}.png", png)
+    files.append(f"{name}.png")
+  obj = _json_safe({"title": title, "facts": report.facts,
+                    "scalars": report.scalars, "tables": report.tables,
+                    "notes": report.notes, "pictures": files})
+  md = [f"# {title}\n"]
+  if report.facts:
+    md.append(markdown_table([{"setting": k, "value": json.dumps(
+        _json_safe(v)) if isinstance(v, (dict, list, tuple)) else v}
+                              for k, v in report.facts.items()]))
+  md += [n + "\n" for n in report.notes]
+  if report.scalars:
+    md.append("## Scores\n")
+    md.append(markdown_table([{"metric": k, "value": v}
+                              for k, v in report.scalars.items()]))
+  for name, rows in report.tables.items():
+    md.append(f"## {name}\n")
+    md.append(markdown_table(rows))
+  if files:
+    md.append("## Pictures\n")
+    md += [f"![{f[:-4]}]({f})\n" for f in files]
+  write_json(out_dir / "report.json", obj)
+  _atomic_write_bytes(out_dir / "report.md", "\n".join(md).encode())
+  return obj

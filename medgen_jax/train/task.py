@@ -19,6 +19,8 @@ A family writes (see `BaseTask` for the defaults it inherits):
       def generate(self, state, key, n, options): ...  # arrays of n samples
       def predict(self, state, input_path, options): ...  # optional: a
                                                  # Prediction for `medgen predict`
+      def report(self, state, dataset, context): ...  # optional: a Report
+                                                 # for `medgen evaluate`
 
 `families/gan/` is the worked example. Families are found by name: the
 registry, then the module `medgen_jax.families.<name>`, then the
@@ -135,6 +137,60 @@ class Prediction:
   images: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
+@dataclasses.dataclass
+class Report:
+  """What `medgen evaluate` writes: report.json, report.md and PNGs.
+
+  Attributes:
+    scalars: name -> float, the report's headline numbers.
+    tables: name -> rows (dicts of column -> value), written as JSON lists
+      and Markdown tables.
+    images: name -> (float images [n, h, w, c] in [-1, 1], columns of the
+      grid); each is written as `<name>.png`.
+    figures: name -> PNG bytes drawn by the task (e.g. a histogram);
+      written as `<name>.png`.
+    notes: Markdown paragraphs (what was compared with what, caveats).
+    facts: JSON-serialisable settings (sample sizes, seeds, the extractor's
+      hash) that say how the numbers were made.
+  """
+
+  scalars: dict[str, float] = dataclasses.field(default_factory=dict)
+  tables: dict[str, list[dict[str, Any]]] = dataclasses.field(
+      default_factory=dict)
+  images: dict[str, tuple[np.ndarray, int | None]] = dataclasses.field(
+      default_factory=dict)
+  figures: dict[str, bytes] = dataclasses.field(default_factory=dict)
+  notes: list[str] = dataclasses.field(default_factory=list)
+  facts: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportContext:
+  """What `medgen evaluate` tells `Task.report`.
+
+  Attributes:
+    step: the checkpoint's step.
+    n: samples to generate (0 = the family's default, e.g. the size of the
+      test split).
+    seed: seed of the generated samples and of any random subset.
+    options: the family's `report_options`, by `Option.dest`.
+  """
+
+  step: int
+  n: int = 0
+  seed: int = 0
+  options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def held_out_view(dataset: Dataset) -> Dataset:
+  """`dataset` without its "val" split when it has a "test" split, so a
+  family's held-out evaluation (val first, else test) scores the test split."""
+  if "test" not in dataset.splits or "val" not in dataset.splits:
+    return dataset
+  return dataclasses.replace(
+      dataset, splits={k: v for k, v in dataset.splits.items() if k != "val"})
+
+
 @runtime_checkable
 class TrainingState(Protocol):
   """A family's state: any pytree with the number of completed steps."""
@@ -150,6 +206,7 @@ class Task(Protocol):
   flags: ClassVar[Sequence[Flag]]
   sample_options: ClassVar[Sequence[Option]]
   predict_options: ClassVar[Sequence[Option]]
+  report_options: ClassVar[Sequence[Option]]
   data_keys: ClassVar[Sequence[str]]
   resumable_fields: ClassVar[Sequence[str]]
 
@@ -214,6 +271,11 @@ class Task(Protocol):
     """Latent codes of a split's examples ("z" [n, d], with "label" when
     known), for `medgen embed`; families without a latent space refuse."""
 
+  def report(self, state: TrainingState, dataset: Dataset,
+             context: ReportContext) -> Report:
+    """The evaluation report of a trained run (`medgen evaluate`), scored
+    on held-out data only."""
+
 
 class BaseTask:
   """Defaults of the optional parts of `Task`; families subclass it."""
@@ -222,6 +284,7 @@ class BaseTask:
   flags: ClassVar[Sequence[Flag]] = ()
   sample_options: ClassVar[Sequence[Option]] = ()
   predict_options: ClassVar[Sequence[Option]] = ()
+  report_options: ClassVar[Sequence[Option]] = ()
   data_keys: ClassVar[Sequence[str]] = ()
   # Config fields a resumed run may change besides the loop's own (train.steps,
   # logging, checkpointing, devices, data location): they must not change
@@ -274,6 +337,15 @@ class BaseTask:
     del state, split
     raise ConfigError(f"family {self.name!r} has no latent space to embed "
                       "(medgen embed works with families such as vae)")
+
+  def report(self, state, dataset: Dataset, context: ReportContext) -> Report:
+    """The family's own held-out evaluation (`evaluate`) of the final state,
+    on the test split where the dataset has one (`held_out_view`)."""
+    out = self.evaluate(state, context.step, held_out_view(dataset))
+    return Report(scalars=dict(out.scalars),
+                  images={k: (v, None) for k, v in out.images.items()},
+                  notes=["The family's periodic evaluation, run once on the "
+                         "checkpoint with the test split as held-out data."])
 
 
 # -- finding families by name ------------------------------------------------

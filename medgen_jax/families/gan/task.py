@@ -12,6 +12,7 @@ from medgen_jax.configs import gan as gan_config
 from medgen_jax.configs.base import check_int, check_real
 from medgen_jax.configs.images import VOLUME_FLAGS, image_ndim_and_size
 from medgen_jax.families._images import check_image_shape
+from medgen_jax.families import _image_report
 from medgen_jax.data.base import Dataset, Split
 from medgen_jax.data.pipeline import (IndexSampler, uint8_to_unit_range,
                                       unit_range_to_uint8)
@@ -23,7 +24,8 @@ from medgen_jax.models.layers import UPSAMPLE_KINDS, num_resolution_stages
 from medgen_jax.objectives.minimax import GAN_LOSSES
 from medgen_jax.train.optimizers import make_optimizer
 from medgen_jax.train.state import GANState, TrainState
-from medgen_jax.train.task import TASKS, BaseTask, Flag, Option, Outputs
+from medgen_jax.train.task import (TASKS, BaseTask, Flag, Option, Outputs,
+                                   Report, ReportContext)
 from medgen_jax.train.update import make_gradient_fn
 
 MAX_IMAGE_SIZE = 1024
@@ -69,6 +71,7 @@ class GanTask(BaseTask):
       Option("--label", int, "class to generate (conditional runs); default: "
              "every class in turn"),
   )
+  report_options = (_image_report.EXTRACTOR,)
   data_keys = ("image", "label")
 
   @classmethod
@@ -265,3 +268,28 @@ class GanTask(BaseTask):
 
   def render(self, samples: Mapping[str, np.ndarray]) -> Outputs:
     return Outputs(images={"samples": uint8_to_unit_range(samples["image"])})
+
+  def report(self, state: GANState, dataset: Dataset,
+             context: ReportContext) -> Report:
+    """Sample quality, class mix, memorisation and pictures of the EMA
+    generator against the test split (families/_image_report.py), with
+    D's attributions on generated images."""
+    disc = state.disc
+    conditional = self.conditional
+
+    def decode(z, labels):
+      return unit_range_to_uint8(self.sample(state, jnp.asarray(z),
+                                             jnp.asarray(labels)))
+
+    def critic(x, labels):
+      return disc.apply_fn(disc.variables(disc.params), x,
+                           labels if conditional else None, train=False)
+
+    model = _image_report.ImageModel(
+        decode=decode, latent_dim=self.config.gan.latent_dim,
+        num_classes=self.config.gan.num_classes, critic=critic,
+        critic_name="discriminator")
+    report = _image_report.image_report(model, dataset, context)
+    report.notes.insert(0, "Samples come from the EMA generator in inference "
+                        "mode, z ~ N(0, I).")
+    return report
