@@ -212,7 +212,7 @@ def _class_mix(report: Report, logits_fake, labels_fake, test_labels,
         np.mean(pred_fake == labels_fake))
 
 
-def _attributions(report: Report, name: str, fn, images_uint8, labels,
+def add_attributions(report: Report, name: str, fn, images_uint8, labels,
                   title: str) -> None:
   """IG maps of fn(x) -> [b] on images, black baseline, as an overlay PNG
   (top row: the images; bottom row: their maps)."""
@@ -290,7 +290,7 @@ def image_report(model: ImageModel, dataset: Dataset,
         "class mix need a domain feature extractor (train one with `medgen "
         "train classifier` on the same data and pass its folder).")
   if model.critic is not None:
-    _attributions(report, "critic_attributions", model.critic, fake, labels,
+    add_attributions(report, "critic_attributions", model.critic, fake, labels,
                   f"what the {model.critic_name} responds to in generated "
                   "images")
   return report
@@ -335,7 +335,7 @@ def _extractor_sections(report, model, path, dataset, train_images,
                 "memorisation_features")
   k = logits_test.shape[1]
   if k == 2:
-    _attributions(report, "classifier_attributions", _ClassifierMargin(run),
+    add_attributions(report, "classifier_attributions", _ClassifierMargin(run),
                   fake, labels, "what the extractor's classifier uses to "
                   f"call a generated image {dataset.class_names[1]!r} rather "
                   f"than {dataset.class_names[0]!r}")

@@ -139,3 +139,5 @@ def test_a_family_without_its_own_report_uses_its_evaluation(extractor,
   obj = json.loads((tmp_path / "r" / "report.json").read_text())
   assert 0.0 <= obj["scalars"]["eval/test_accuracy"] <= 1.0
   assert not any(k.startswith("eval/val_") for k in obj["scalars"])
+  assert (tmp_path / "r" / "attributions.png").is_file()
+  assert "completeness gap" in (tmp_path / "r" / "report.md").read_text()

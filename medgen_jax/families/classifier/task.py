@@ -19,6 +19,7 @@ from medgen_jax.data.base import Dataset, Split
 from medgen_jax.data.pipeline import IndexSampler, uint8_to_unit_range
 from medgen_jax.data.registry import load_dataset
 from medgen_jax.errors import ConfigError, DataError
+from medgen_jax.families import _image_report
 from medgen_jax.families._images import check_image_data
 # Imported for its registration of `--data FILE.npz` (generated samples).
 from medgen_jax.families.classifier import step as cls_step
@@ -26,7 +27,8 @@ from medgen_jax.models.classifier import NORMS, ImageClassifier
 from medgen_jax.objectives import classification as cls_lib
 from medgen_jax.train.optimizers import make_optimizer
 from medgen_jax.train.state import TrainState
-from medgen_jax.train.task import TASKS, BaseTask, Flag, Outputs
+from medgen_jax.train.task import (TASKS, BaseTask, Flag, Outputs, Report,
+                                   ReportContext, held_out_view)
 from medgen_jax.train.update import make_gradient_fn
 
 log = logging.getLogger("medgen_jax")
@@ -268,6 +270,28 @@ class ClassifierTask(BaseTask):
         "`medgen embed --workdir RUN` (penultimate features) or "
         "medgen_jax.families.classifier.extract_features, and sample a "
         "generative family (gan, vae)")
+
+  def report(self, state, dataset: Dataset, context: ReportContext) -> Report:
+    """Held-out scores on the test split, with integrated-gradients maps of
+    the log-probability of each test image's true class."""
+    report = super().report(state, dataset, context)
+    held_out = self._held_out_splits(held_out_view(dataset), 0)
+    if held_out:
+      split = held_out[-1][1]
+      idx = np.random.default_rng(context.seed).permutation(len(split))
+      arrays = split.take(np.sort(idx[:_image_report.ATTRIBUTED]))
+      params, model = state.params, self.model
+
+      def log_prob(x, labels):
+        logits = model.apply({"params": params}, x, train=False)
+        return jnp.take_along_axis(jax.nn.log_softmax(logits),
+                                   labels[:, None].astype(jnp.int32), 1)[:, 0]
+
+      _image_report.add_attributions(
+          report, "attributions", log_prob, arrays["image"], arrays["label"],
+          "what the classifier uses for the true class of test images "
+          "(log-probability)")
+    return report
 
   def embed(self, state, split: Split) -> dict[str, np.ndarray]:
     """Penultimate features of every example of `split`: "z" [n, F] (the
