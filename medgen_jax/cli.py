@@ -82,6 +82,9 @@ def _shared_flags():
       Flag("--data", "data.name", "dataset name (medgen datasets)", metavar="NAME"),
       Flag("--data-dir", "data.data_dir", "folder holding the dataset's files",
            metavar="DIR"),
+      Flag("--train-fraction", "data.train_fraction",
+           "train on this fraction of the train split (class-stratified, "
+           "seeded by data.seed); val and test are unchanged"),
       Flag("--steps", "train.steps", "total training steps"),
       Flag("--batch-size", "train.batch_size", "examples per step"),
       Flag("--seed", "seed", "initialisation and step randomness"),

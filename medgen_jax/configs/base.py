@@ -33,6 +33,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data.data_dir = ""          # "" -> the dataset's default (cache / generated)
   c.data.download = True        # may fetch public data into the cache
   c.data.seed = 0               # shuffling (and synthetic generation) seed
+  c.data.train_fraction = 1.0   # < 1: a seeded, class-stratified subset of the
+                                # train split (small-data studies); val/test kept
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 1000

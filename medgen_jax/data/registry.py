@@ -33,14 +33,20 @@ record `100` beside `100.hea`) is read through the companion's reader.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import numbers
 import os
 import pathlib
 from typing import Any, Callable
 
+import numpy as np
+
 from medgen_jax.data.base import Dataset, check_dataset
 from medgen_jax.errors import ConfigError, DataError
 from medgen_jax.registry import Registry
+
+log = logging.getLogger("medgen_jax")
 
 Loader = Callable[..., Dataset]
 FileReader = Callable[[pathlib.Path, Any], Dataset]
@@ -162,7 +168,39 @@ def load_dataset(data_config) -> Dataset:
   if not isinstance(ds, Dataset):
     raise TypeError(f"the loader of dataset {name!r} returned a "
                     f"{type(ds).__name__}, not a medgen_jax Dataset")
-  return check_dataset(ds)
+  ds = check_dataset(ds)
+  fraction = data_config.get("train_fraction", 1.0)
+  if fraction != 1.0:
+    ds = train_subset(ds, fraction, int(data_config.get("seed", 0)))
+  return ds
+
+
+def train_subset(ds: Dataset, fraction, seed: int) -> Dataset:
+  """`ds` with its train split cut to `fraction` of its examples: the same
+  fraction of each class when the split has labels (at least one example
+  per class present), seeded; val and test untouched."""
+  from medgen_jax.configs.base import check_real  # noqa: PLC0415
+  check_real(fraction, "data.train_fraction (--train-fraction)", 0.0, 1.0,
+             lo_open=True)
+  train = ds.split("train")
+  rng = np.random.default_rng(seed)
+  n = len(train)
+  if "label" in train and np.asarray(train["label"]).ndim == 1:
+    labels = np.asarray(train["label"])
+    keep = []
+    for c in np.unique(labels):
+      idx = np.flatnonzero(labels == c)
+      k = max(1, int(round(fraction * len(idx))))
+      keep.append(rng.choice(idx, k, replace=False))
+    keep = np.sort(np.concatenate(keep))
+  else:
+    keep = np.sort(rng.choice(n, max(1, int(round(fraction * n))),
+                              replace=False))
+  splits = dict(ds.splits)
+  splits["train"] = dataclasses.replace(train, arrays=train.take(keep))
+  log.info("data.train_fraction %g: training on %d of %d %s examples",
+           fraction, len(keep), n, ds.name)
+  return dataclasses.replace(ds, splits=splits)
 
 
 def option(data_config, field: str, dataset: str,
