@@ -85,6 +85,9 @@ def _shared_flags():
       Flag("--train-fraction", "data.train_fraction",
            "train on this fraction of the train split (class-stratified, "
            "seeded by data.seed); val and test are unchanged"),
+      Flag("--add-samples", "data.add_samples", "FILE.npz of generated "
+           "examples (medgen sample --out) added to the train split "
+           "(synthetic augmentation)", metavar="FILE"),
       Flag("--steps", "train.steps", "total training steps"),
       Flag("--batch-size", "train.batch_size", "examples per step"),
       Flag("--seed", "seed", "initialisation and step randomness"),

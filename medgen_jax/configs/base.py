@@ -35,6 +35,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data.seed = 0               # shuffling (and synthetic generation) seed
   c.data.train_fraction = 1.0   # < 1: a seeded, class-stratified subset of the
                                 # train split (small-data studies); val/test kept
+  c.data.add_samples = ""       # FILE.npz of generated examples (medgen sample
+                                # --out) appended to the train split
 
   c.train = ml_collections.ConfigDict()
   c.train.steps = 1000

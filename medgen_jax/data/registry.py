@@ -172,7 +172,48 @@ def load_dataset(data_config) -> Dataset:
   fraction = data_config.get("train_fraction", 1.0)
   if fraction != 1.0:
     ds = train_subset(ds, fraction, int(data_config.get("seed", 0)))
+  if data_config.get("add_samples", ""):
+    ds = add_samples(ds, str(data_config.add_samples))
   return ds
+
+
+def add_samples(ds: Dataset, path: str) -> Dataset:
+  """`ds` with the examples of a samples .npz appended to its train split.
+
+  The file must hold every array of the train split under the same name
+  with the same per-example shape (e.g. "image" uint8 [n, h, w, c] and
+  "label" [n] of a conditional GAN's `medgen sample --out FILE.npz`);
+  the result is checked like any dataset (class indices in range ...).
+  """
+  from medgen_jax.data import npz  # noqa: PLC0415
+  where = f"--add-samples {path}"
+  if not pathlib.Path(path).is_file():
+    raise DataError(f"{where}: no such file; expected an .npz written by "
+                    "`medgen sample --out FILE.npz`")
+  arrays = npz.read_npz(path, what="an .npz of `medgen sample --out FILE.npz`")
+  train = ds.split("train")
+  missing = [k for k in train.keys() if k not in arrays]
+  if missing:
+    raise DataError(f"{where}: missing {missing} (found {sorted(arrays)}); "
+                    f"the train split of {ds.name!r} has {list(train.keys())} "
+                    "(sample a conditional run for labels)")
+  merged = {}
+  for key in train.keys():
+    real, extra = np.asarray(train[key]), np.asarray(arrays[key])
+    if extra.shape[1:] != real.shape[1:] or extra.dtype.kind != real.dtype.kind:
+      raise DataError(f"{where}: {key!r} is {extra.dtype}{list(extra.shape)}; "
+                      f"the train split of {ds.name!r} has "
+                      f"{real.dtype}[n, {', '.join(map(str, real.shape[1:]))}]")
+    merged[key] = np.concatenate([real, extra.astype(real.dtype)])
+  splits = dict(ds.splits)
+  splits["train"] = dataclasses.replace(train, arrays=merged)
+  log.info("--add-samples: %d generated + %d real training examples",
+           len(arrays[train.keys()[0]]), len(train))
+  try:
+    return check_dataset(dataclasses.replace(ds, splits=splits))
+  except DataError as e:
+    raise DataError(f"{where}: the generated examples do not fit "
+                    f"{ds.name!r}: {e}") from None
 
 
 def train_subset(ds: Dataset, fraction, seed: int) -> Dataset:
