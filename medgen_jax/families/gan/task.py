@@ -269,11 +269,8 @@ class GanTask(BaseTask):
   def render(self, samples: Mapping[str, np.ndarray]) -> Outputs:
     return Outputs(images={"samples": uint8_to_unit_range(samples["image"])})
 
-  def report(self, state: GANState, dataset: Dataset,
-             context: ReportContext) -> Report:
-    """Sample quality, class mix, memorisation and pictures of the EMA
-    generator against the test split (families/_image_report.py), with
-    D's attributions on generated images."""
+  def image_model(self, state: GANState) -> _image_report.ImageModel:
+    """The EMA generator (inference mode) and D's logit as an ImageModel."""
     disc = state.disc
     conditional = self.conditional
 
@@ -285,11 +282,18 @@ class GanTask(BaseTask):
       return disc.apply_fn(disc.variables(disc.params), x,
                            labels if conditional else None, train=False)
 
-    model = _image_report.ImageModel(
+    return _image_report.ImageModel(
         decode=decode, latent_dim=self.config.gan.latent_dim,
         num_classes=self.config.gan.num_classes, critic=critic,
         critic_name="discriminator")
-    report = _image_report.image_report(model, dataset, context)
+
+  def report(self, state: GANState, dataset: Dataset,
+             context: ReportContext) -> Report:
+    """Sample quality, class mix, memorisation and pictures of the EMA
+    generator against the test split (families/_image_report.py), with
+    D's attributions on generated images."""
+    report = _image_report.image_report(self.image_model(state), dataset,
+                                        context)
     report.notes.insert(0, "Samples come from the EMA generator in inference "
                         "mode, z ~ N(0, I).")
     return report

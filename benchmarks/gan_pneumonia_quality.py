@@ -1,0 +1,263 @@
+"""GAN sample quality on PneumoniaMNIST: recipes, small data, TSTR.
+
+Every GAN row is scored by `medgen evaluate`'s image report
+(families/_image_report.py) with one domain feature extractor (a
+`medgen train classifier` run on PneumoniaMNIST's train split; its content
+hash is printed): Fréchet distance beside its floor (as many real TRAINING
+images against the TEST split: what a perfect generator scores with this
+many samples), KID, precision / recall / density / coverage, and the class
+mix of the samples as the extractor's classifier labels them against the
+same classifier's labels of the real test images. All generated-vs-real
+numbers use the 624 TEST images.
+
+Two tables:
+
+  --table recipes   unconditional GANs of the named recipes (RECIPES), on
+                    the full train split: the before/after table of the
+                    default recipe;
+  --table small     a conditional recipe on 100 %, 25 % and 10 % of the train
+                    split (`--train-fraction`, class-stratified), without and
+                    with DiffAugment; besides the quality numbers, train on
+                    synthetic, test on real (TSTR: a classifier trained on
+                    as many class-conditional samples as the real training
+                    set has images, scored on the real test split), the same
+                    classifier trained on the real subset (TRTR), and on
+                    the real subset plus the samples (synthetic
+                    augmentation; subsets < 100 %).
+
+    python benchmarks/gan_pneumonia_quality.py --table recipes \
+        --recipes dcgan-v0,default [--steps 3000]
+    python benchmarks/gan_pneumonia_quality.py --table small --recipe default
+
+Runs are cached under --root (a finished run is reused, so a table can be
+extended without retraining). Prints a table and writes
+benchmarks/results/gan_pneumonia_<table>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import platform
+import time
+
+import numpy as np
+
+from medgen_jax.configs import classifier as classifier_config
+from medgen_jax.configs import gan as gan_config
+from medgen_jax.data.registry import load_dataset
+from medgen_jax.families import _image_report
+from medgen_jax.outputs import save_npz
+from medgen_jax.train.loop import CONFIG_FILE, load_run, train_and_evaluate
+from medgen_jax.train.task import ReportContext
+
+# Each recipe: config overrides on configs/gan.py as it ships today.
+RECIPES = {
+    # The recipe as it shipped before the evaluation issue (DCGAN: batch
+    # norm in D, non-saturating loss, Adam 2e-4 / 0.5, no augmentation).
+    "dcgan-v0": {"gan.d_norm": "batch", "gan.augment": "",
+                 "gan.loss": "nonsaturating", "gan.ema_decay": 0.999},
+    # Today's defaults (configs/gan.py).
+    "default": {},
+    "augment": {"gan.augment": "translation,cutout"},
+    "layer-d": {"gan.d_norm": "layer"},
+    "layer-d-augment": {"gan.d_norm": "layer",
+                        "gan.augment": "translation,cutout"},
+}
+QUALITY_KEYS = ("fd", "fd_floor", "fd_ratio", "kid_mean", "precision",
+                "recall", "density", "coverage",
+                "class_mix/max_gap_vs_real_classifier",
+                "memorisation_pixels/p_fake_closer")
+
+
+def _set(config, overrides: dict) -> None:
+  for path, value in overrides.items():
+    node = config
+    *parents, leaf = path.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+
+
+def _finished(workdir: pathlib.Path, steps: int) -> bool:
+  log = workdir / "metrics.jsonl"
+  if not log.is_file():
+    return False
+  lines = [json.loads(l) for l in log.read_text().splitlines() if l.strip()]
+  return any(r.get("step") == steps for r in lines)
+
+
+def _train(config, workdir: pathlib.Path) -> float:
+  """Trains unless a finished run is there; returns seconds spent."""
+  if _finished(workdir, config.train.steps):
+    return 0.0
+  if workdir.exists():
+    raise SystemExit(f"{workdir} holds an unfinished run; delete it")
+  t0 = time.perf_counter()
+  train_and_evaluate(config, workdir)
+  return time.perf_counter() - t0
+
+
+def extractor(args) -> pathlib.Path:
+  path = pathlib.Path(args.extractor)
+  if (path / CONFIG_FILE).is_file():
+    return path
+  c = classifier_config.get_config()
+  c.data.name = "pneumoniamnist"
+  c.data.data_dir = args.data_dir
+  c.train.steps = args.extractor_steps
+  c.train.progress = False
+  _train(c, path)
+  return path
+
+
+def gan_config_for(args, recipe: str, fraction: float, conditional: bool,
+                   extra: dict | None = None):
+  c = gan_config.get_config()
+  c.data.name = "pneumoniamnist"
+  c.data.data_dir = args.data_dir
+  c.data.train_fraction = fraction
+  c.train.steps = args.steps
+  c.train.eval_every = args.steps
+  c.train.checkpoint_every = args.steps
+  c.train.progress = False
+  c.gan.conditional = conditional
+  _set(c, RECIPES[recipe])
+  _set(c, extra or {})
+  return c
+
+
+def quality(workdir: pathlib.Path, extractor_dir, full_data, seed: int):
+  """The image report of a GAN run against the full dataset's splits (the
+  floor always uses as many full-train-split images as samples)."""
+  run = load_run(workdir)
+  report = run.task.report(run.state, full_data, ReportContext(
+      step=run.step, seed=seed, options={"extractor": str(extractor_dir)}))
+  return run, report
+
+
+def classifier_run(args, workdir, data_name, fraction=1.0, add_samples="",
+                   eval_name=""):
+  c = classifier_config.get_config()
+  c.data.name = data_name
+  c.data.data_dir = args.data_dir
+  c.data.train_fraction = fraction
+  c.data.add_samples = add_samples
+  c.data.eval_name = eval_name
+  c.train.steps = args.classifier_steps
+  c.train.eval_every = args.classifier_steps
+  c.train.checkpoint_every = args.classifier_steps
+  c.train.progress = False
+  _train(c, workdir)
+  last = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text()
+          .splitlines() if l.strip()][-1]
+  return {"accuracy": last["eval/test_accuracy"],
+          "balanced_accuracy": last["eval/test_balanced_accuracy"]}
+
+
+def table_recipes(args, ext, full_data) -> list[dict]:
+  rows = []
+  for recipe in args.recipes.split(","):
+    workdir = args.root / f"recipe-{recipe}-s{args.steps}"
+    secs = _train(gan_config_for(args, recipe, 1.0, False), workdir)
+    _, report = quality(workdir, ext, full_data, args.seed)
+    row = {"recipe": recipe, "train_seconds": round(secs, 1)}
+    row.update({k: report.scalars[k] for k in QUALITY_KEYS})
+    mix = report.tables["Class mix"]
+    row["normal_generated"] = mix[0]["generated (classifier)"]
+    row["normal_real_classifier"] = mix[0]["real test (classifier)"]
+    row["normal_real_labels"] = mix[0]["real test (labels)"]
+    rows.append(row)
+    print(json.dumps(row))
+  return rows
+
+
+def table_small(args, ext, full_data) -> list[dict]:
+  rows = []
+  train_n = len(full_data.split("train"))
+  prior = np.bincount(full_data.split("train")["label"], minlength=2)
+  for fraction in (float(f) for f in args.fractions.split(",")):
+    trtr = classifier_run(args, args.root / f"cls-real-f{fraction}",
+                          "pneumoniamnist", fraction)
+    for augment in ("", args.augment):
+      name = f"small-{args.recipe}-f{fraction}-{'aug' if augment else 'noaug'}"
+      workdir = args.root / name
+      secs = _train(gan_config_for(args, args.recipe, fraction, True,
+                                   {"gan.augment": augment}), workdir)
+      run, report = quality(workdir, ext, full_data, args.seed)
+      samples = args.root / f"{name}-samples.npz"
+      if not samples.is_file():
+        model = run.task.image_model(run.state)
+        _, labels, images = _image_report.generate(model, train_n,
+                                                   args.seed + 7, prior)
+        save_npz(samples, {"image": images, "label": labels,
+                           "class_names": np.asarray(
+                               full_data.class_names)})
+      tstr = classifier_run(args, args.root / f"cls-tstr-{name}",
+                            str(samples), eval_name="pneumoniamnist")
+      row = {"train_fraction": fraction, "augment": augment or "none",
+             "gan_seconds": round(secs, 1)}
+      row.update({k: report.scalars[k] for k in QUALITY_KEYS})
+      row["classifier_agrees"] = report.scalars.get(
+          "class_mix/classifier_agrees")
+      row["tstr_accuracy"] = tstr["accuracy"]
+      row["tstr_balanced"] = tstr["balanced_accuracy"]
+      row["trtr_accuracy"] = trtr["accuracy"]
+      row["trtr_balanced"] = trtr["balanced_accuracy"]
+      if fraction < 1.0:
+        mixed = classifier_run(args, args.root / f"cls-mixed-{name}",
+                               "pneumoniamnist", fraction, str(samples))
+        row["real_plus_synthetic_accuracy"] = mixed["accuracy"]
+        row["real_plus_synthetic_balanced"] = mixed["balanced_accuracy"]
+      rows.append(row)
+      print(json.dumps(row))
+  return rows
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--table", choices=("recipes", "small"), required=True)
+  p.add_argument("--data-dir", default="../shared/data/medmnist")
+  p.add_argument("--root", default="runs/gan-quality", type=pathlib.Path)
+  p.add_argument("--extractor", default="runs/gan-quality/extractor")
+  p.add_argument("--extractor-steps", type=int, default=2000)
+  p.add_argument("--steps", type=int, default=3000)
+  p.add_argument("--recipes", default="dcgan-v0,default")
+  p.add_argument("--recipe", default="default")
+  p.add_argument("--fractions", default="1.0,0.25,0.1")
+  p.add_argument("--augment", default="translation,cutout")
+  p.add_argument("--classifier-steps", type=int, default=1000)
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--out", default=None)
+  args = p.parse_args()
+  args.root.mkdir(parents=True, exist_ok=True)
+  ext = extractor(args)
+  full = gan_config.get_config()
+  full.data.name, full.data.data_dir = "pneumoniamnist", args.data_dir
+  full_data = load_dataset(full.data)
+  t0 = time.perf_counter()
+  rows = (table_recipes if args.table == "recipes" else table_small)(
+      args, ext, full_data)
+  ext_run = load_run(ext)
+  result = {"table": args.table, "steps": args.steps,
+            "extractor": str(ext),
+            "extractor_hash": ext_run.metadata.get("extractor_hash"),
+            "classifier_steps": args.classifier_steps,
+            "machine": platform.processor() or platform.machine(),
+            "seconds": round(time.perf_counter() - t0, 1), "rows": rows}
+  cols = list(rows[0])
+  print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+  for r in rows:
+    print("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v)
+                            for v in r.values()) + " |")
+  print(f"extractor {ext} (hash {result['extractor_hash']})")
+  out = pathlib.Path(args.out or
+                     f"benchmarks/results/gan_pneumonia_{args.table}.json")
+  out.parent.mkdir(parents=True, exist_ok=True)
+  out.write_text(json.dumps(result, indent=2) + "\n")
+  print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+  main()
