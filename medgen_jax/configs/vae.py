@@ -5,12 +5,26 @@
     medgen train vae --data pbmc68k_reduced --data-dir ../shared/data/pbmc68k_reduced
     medgen train vae --data cells.h5ad --matrix layers/counts \
         --matrix-kind counts --likelihood zinb --label-key cell_type
+    medgen train vae --data pneumoniamnist --data-dir ../shared/data/medmnist \
+        --likelihood discretized_student_t --denoise gaussian:0.2
 
 The base sections are `configs/base.py`'s; the family's fields are the `vae`
 section. `vae.likelihood` "auto" picks the discretised logistic for images
 (a normalised likelihood of 8-bit pixels, so held-out NLL and bits/dim are
 honest), NB for counts and a Gaussian for log-normalised or scaled
 expression; the choice made is recorded as `vae.resolved_likelihood`.
+
+Robust options for noisy data: the heavy-tailed image likelihoods
+"discretized_laplace" and "discretized_student_t" (degrees of freedom
+`vae.student_t_df`), normalised over the 256 levels like the logistic; and
+`vae.denoise` (`--denoise`), the denoising criterion of Im et al. 2017,
+"Denoising Criterion for Variational Auto-Encoding Framework": in training
+only, the encoder sees a corrupted copy of each example while the
+likelihood scores the clean one. "gaussian:SIGMA" adds N(0, SIGMA^2) noise
+in the units of the model's x (images span [-1, 1], so 0.2 is 10% of the
+pixel range; images are clipped back to their range, counts at 0);
+"saltpepper:P" (images only) sets each pixel with probability P to the
+lowest or the highest level, with equal chance.
 """
 
 from __future__ import annotations
@@ -39,7 +53,10 @@ def get_config() -> ml_collections.ConfigDict:
 
   v = c.vae = ml_collections.ConfigDict()
   v.likelihood = "auto"         # auto | bernoulli | gaussian | discretized_logistic
-                                # | discretized_gaussian | nb | zinb
+                                # | discretized_gaussian | discretized_laplace
+                                # | discretized_student_t | nb | zinb
+  v.student_t_df = 3.0          # degrees of freedom of discretized_student_t
+  v.denoise = ""                # "" | gaussian:SIGMA | saltpepper:P (training)
   v.latent_dim = 16
   v.beta = 1.0                  # weight of the KL term (beta-VAE)
   v.kl_warmup_steps = 0         # linear KL warm-up from 0 to beta

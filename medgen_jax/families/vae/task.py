@@ -19,16 +19,19 @@ from medgen_jax.families._images import check_image_data
 from medgen_jax.families.vae import step as vae_step
 from medgen_jax.models.vae import VAE
 from medgen_jax.objectives import elbo as elbo_lib
-from medgen_jax.objectives.likelihoods import LIKELIHOODS
+from medgen_jax.objectives.likelihoods import (LIKELIHOODS, MAX_STUDENT_T_DF,
+                                               discretized_student_t)
 from medgen_jax.train.optimizers import make_optimizer
 from medgen_jax.train.state import TrainState
 from medgen_jax.train.task import TASKS, BaseTask, Flag, Option, Outputs
 from medgen_jax.train.update import make_gradient_fn
 
 IMAGE_LIKELIHOODS = ("discretized_logistic", "discretized_gaussian",
+                     "discretized_laplace", "discretized_student_t",
                      "bernoulli", "gaussian")
 VECTOR_LIKELIHOODS = ("gaussian", "nb", "zinb")
-DISCRETIZED = ("discretized_logistic", "discretized_gaussian")
+DISCRETIZED = ("discretized_logistic", "discretized_gaussian",
+               "discretized_laplace", "discretized_student_t")
 EVAL_CHUNK = 32          # held-out examples scored per compiled call
 TRAVERSAL_DIMS = 8       # latent dimensions shown in a traversal grid
 TRAVERSAL_STEPS = 9      # values per dimension, from -3 to 3
@@ -42,7 +45,13 @@ class VaeTask(BaseTask):
   flags = (
       Flag("--likelihood", "vae.likelihood",
            "auto | bernoulli | gaussian | discretized_logistic | "
-           "discretized_gaussian | nb | zinb"),
+           "discretized_gaussian | discretized_laplace | "
+           "discretized_student_t | nb | zinb"),
+      Flag("--student-t-df", "vae.student_t_df",
+           "degrees of freedom of discretized_student_t"),
+      Flag("--denoise", "vae.denoise",
+           "denoising training: gaussian:SIGMA | saltpepper:P (encoder input "
+           "corrupted, clean x scored)"),
       Flag("--latent-dim", "vae.latent_dim", "size of z"),
       Flag("--beta", "vae.beta", "weight of the KL term"),
       Flag("--kl-warmup", "vae.kl_warmup_steps", "steps of KL warm-up"),
@@ -72,6 +81,12 @@ class VaeTask(BaseTask):
     v = config.vae
     if v.likelihood != "auto":
       LIKELIHOODS.get(v.likelihood)
+    check_real(v.student_t_df, "vae.student_t_df (--student-t-df)", 0.0,
+               MAX_STUDENT_T_DF, lo_open=True)
+    try:
+      vae_step.parse_denoise(v.denoise)
+    except ValueError as e:
+      raise ConfigError(f"vae.denoise (--denoise) {e}") from None
     check_int(v.latent_dim, "vae.latent_dim (--latent-dim)", 1, 4097)
     check_real(v.beta, "vae.beta (--beta)", 0.0)
     check_int(v.kl_warmup_steps, "vae.kl_warmup_steps (--kl-warmup)", 0)
@@ -99,10 +114,18 @@ class VaeTask(BaseTask):
             "starts, so build the task from a run's config.json or with a "
             "dataset")
     self.config = config
-    self.likelihood = LIKELIHOODS.get(v.resolved_likelihood)
+    self.likelihood = (discretized_student_t(v.student_t_df)
+                       if v.resolved_likelihood == "discretized_student_t"
+                       else LIKELIHOODS.get(v.resolved_likelihood))
     self.data_shape = tuple(int(d) for d in v.data_shape)
     self.is_image = len(self.data_shape) in (3, 4)  # [h, w, c] or [x, y, z, c]
     self.counts = self.likelihood.data == "counts"
+    denoise, level = vae_step.parse_denoise(v.denoise)
+    if self.is_image:
+      data_range = ((0.0, 1.0) if self.likelihood.data == "binary"
+                    else (-1.0, 1.0))
+    else:
+      data_range = (0.0, None) if self.counts else (None, None)
     self.model = VAE(data_shape=self.data_shape, latent_dim=v.latent_dim,
                      params=tuple(self.likelihood.params),
                      count_data=self.counts, hidden=tuple(v.hidden),
@@ -110,7 +133,8 @@ class VaeTask(BaseTask):
     self.step_cfg = vae_step.VaeStepConfig(
         model=self.model, likelihood=self.likelihood, beta=v.beta,
         kl_warmup_steps=v.kl_warmup_steps,
-        conditional=bool(v.num_conditions))
+        conditional=bool(v.num_conditions), denoise=denoise,
+        denoise_level=level, data_range=data_range)
     self.train_step = vae_step.make_train_step(self.step_cfg,
                                                make_gradient_fn(config))
     self._scores = jax.jit(vae_step.make_scores(self.step_cfg, v.iwae_samples))
@@ -151,6 +175,10 @@ class VaeTask(BaseTask):
       what = "images" if len(shape) >= 3 else "expression profiles"
       raise ConfigError(f"--likelihood {chosen} does not fit {what}; "
                         f"choose one of {', '.join(allowed)}")
+    if len(shape) < 3 and vae_step.parse_denoise(v.denoise)[0] == "saltpepper":
+      raise ConfigError(f"--denoise {v.denoise} corrupts pixels to their "
+                        "lowest or highest level, which expression profiles "
+                        "lack; use --denoise gaussian:SIGMA")
     conditions = 0
     if v.condition:
       key = "label" if v.condition == "label" else "batch"
