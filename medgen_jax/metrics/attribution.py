@@ -18,7 +18,9 @@ shape of the input.
     noise"), or the mean squared gradient (SmoothGrad-Squared, Hooker et
     al. 2019);
   * `overlay`, `series_map`, `series_overlay`: pictures of attributions in
-    the format of `outputs.save_image_grid` (float in [-1, 1]).
+    the format of `outputs.save_image_grid` (float in [-1, 1]);
+  * `WithExtras`: f(x) from a score(x, extras) whose other per-example
+    inputs (masks, labels, covariates, arms) stay fixed.
 
 Gradients are taken of sum_i f(x)_i with respect to the batch, which gives
 every example its own gradient only because f treats examples independently
@@ -52,6 +54,32 @@ METHODS = ("riemann_trapezoid", "riemann_left", "riemann_right",
 # Picture colours in [0, 1]: positive attributions red, negative blue.
 POSITIVE = np.array([0.84, 0.15, 0.16], np.float32)
 NEGATIVE = np.array([0.12, 0.47, 0.71], np.float32)
+
+
+class WithExtras:
+  """score(x, extras) with per-example extras fixed, as the f(x) -> [b] the
+  attribution functions take.
+
+  The functions fold path points or noise samples into the batch, so f sees
+  (points x b) inputs: the extras ({name: array [b, ...]}: masks, labels,
+  covariates, a treatment arm) are tiled to match, example i of every
+  point getting extras[i]. Build one object per explained batch and pass
+  that same object to every call (one compile).
+  """
+
+  def __init__(self, score: Callable, extras: dict):
+    self.score = score
+    self.extras = {k: np.asarray(v) for k, v in extras.items()
+                   if v is not None}
+    sizes = {len(v) for v in self.extras.values()}
+    if len(sizes) > 1:
+      raise DataError(f"WithExtras: extras of different batch sizes {sizes}")
+    self.size = sizes.pop() if sizes else None
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    reps = x.shape[0] // (self.size or x.shape[0])
+    return self.score(x, {k: np.tile(v, (reps,) + (1,) * (v.ndim - 1))
+                          for k, v in self.extras.items()})
 
 
 # --------------------------------------------------------------------------

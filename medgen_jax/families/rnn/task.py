@@ -11,7 +11,8 @@ import numpy as np
 from medgen_jax.configs import rnn as rnn_config
 from medgen_jax.configs.base import check_real
 from medgen_jax.data.base import Dataset
-from medgen_jax.families._sequence import SeriesTask, series_flags
+from medgen_jax.families._sequence import (ATTRIBUTED, SeriesTask,
+                                           series_flags)
 from medgen_jax.families.rnn import step as rnn_step
 from medgen_jax.models.recurrent import Autoregressive
 from medgen_jax.errors import ConfigError
@@ -19,7 +20,8 @@ from medgen_jax.models.recurrent import TIME_KINDS
 from medgen_jax.objectives.sequence import HEADS, get_head
 from medgen_jax.train.optimizers import make_optimizer
 from medgen_jax.train.state import TrainState
-from medgen_jax.train.task import TASKS, Flag, Option, Outputs
+from medgen_jax.train.task import (TASKS, Flag, Option, Outputs, Report,
+                                   ReportContext)
 from medgen_jax.train.update import make_gradient_fn
 
 EVAL_CHUNK = 64   # held-out windows scored per compiled call
@@ -184,3 +186,43 @@ class RnnTask(SeriesTask):
                      self.sample_covariates(n, options), t0,
                      jnp.float32(temperature), n, int(length))
     return self.package(np.asarray(x), labels, t0)
+
+  # -- the report ----------------------------------------------------------------------
+  def forecast_score(self, params):
+    """(x [b, T, C], extras) -> the predicted mean of the last step's value
+    from the steps before it, averaged over channels [b] (normalised units;
+    for a mixture, the mixture's mean)."""
+    cfg = self.cfg
+
+    def score(x, extras):
+      times = (rnn_step.step_times(cfg, extras["t0"], x.shape[1])
+               if cfg.time_kind else None)
+      raw = cfg.model.apply({"params": params}, cfg.head.inputs(x),
+                            extras["mask"],
+                            extras["label"] if cfg.conditional else None,
+                            extras.get("covariates"), times)   # [b, T, P]
+      return cfg.head.mean(raw[:, -1]).mean(-1)
+
+    return score
+
+  def report(self, state, dataset: Dataset, context: ReportContext) -> Report:
+    """TimeGAN's scores (`SeriesTask.report`) plus which earlier steps the
+    one-step forecast of a window's last value rests on: integrated
+    gradients on a few real held-out windows (`forecast_attributions`)."""
+    report = super().report(state, dataset, context)
+    if self.head.data != "real":
+      report.notes.append(
+          f"No forecast attributions: the {self.head.name} head predicts "
+          f"{self.head.data} values, which have no predicted mean of a real "
+          "value to explain.")
+      return report
+    split, batch = self.attribution_windows(dataset, ATTRIBUTED,
+                                            context.seed)
+    self.series_attributions(
+        report, "forecast_attributions", self.forecast_score(state.params),
+        batch, [f"real {split} {i + 1}" for i in range(len(batch["x"]))],
+        f"the {self.head.name} head's predicted mean of each window's last "
+        "value (mean over channels) given the steps before it, on real "
+        f"{split.upper()} windows (the last step itself is not an input: "
+        "its strip is blank)")
+    return report
