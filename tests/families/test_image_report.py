@@ -141,3 +141,28 @@ def test_a_family_without_its_own_report_uses_its_evaluation(extractor,
   assert not any(k.startswith("eval/val_") for k in obj["scalars"])
   assert (tmp_path / "r" / "attributions.png").is_file()
   assert "completeness gap" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_vae_report_has_its_bound_and_the_image_sections(extractor, medgen,
+                                                         tmp_path):
+  from medgen_jax.configs import vae as vae_config
+  c = vae_config.get_config()
+  c.data.image_size = SIZE
+  c.data.phantoms.num_train = 256
+  c.data.phantoms.num_val = 64
+  c.data.phantoms.num_test = 64
+  c.vae.width = 8
+  c.vae.iwae_samples = 4
+  c.train.steps = 4
+  c.train.eval_every = 4
+  c.train.checkpoint_every = 4
+  c.train.num_devices = 1
+  c.train.progress = False
+  train_and_evaluate(c, tmp_path / "vae")
+  code, _, err = medgen(["evaluate", "--workdir", tmp_path / "vae",
+                         "--extractor", extractor[0], "--out", tmp_path / "r"])
+  assert code == 0, err
+  obj = json.loads((tmp_path / "r" / "report.json").read_text())
+  assert np.isfinite(obj["scalars"]["eval/test_bits_per_dim"])
+  assert obj["facts"]["generated"] == 64 and "fd_ratio" in obj["scalars"]
+  assert "nearest_training_images.png" in obj["pictures"]

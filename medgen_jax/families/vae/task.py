@@ -15,6 +15,7 @@ from medgen_jax.data.base import Dataset, Split
 from medgen_jax.data.pipeline import (IndexSampler, uint8_to_unit_range,
                                       unit_range_to_uint8)
 from medgen_jax.errors import ConfigError, DataError
+from medgen_jax.families import _image_report
 from medgen_jax.families._images import check_image_data
 from medgen_jax.families.vae import step as vae_step
 from medgen_jax.models.vae import VAE
@@ -23,7 +24,8 @@ from medgen_jax.objectives.likelihoods import (LIKELIHOODS, MAX_STUDENT_T_DF,
                                                discretized_student_t)
 from medgen_jax.train.optimizers import make_optimizer
 from medgen_jax.train.state import TrainState
-from medgen_jax.train.task import TASKS, BaseTask, Flag, Option, Outputs
+from medgen_jax.train.task import (TASKS, BaseTask, Flag, Option, Outputs,
+                                   Report, ReportContext)
 from medgen_jax.train.update import make_gradient_fn
 
 IMAGE_LIKELIHOODS = ("discretized_logistic", "discretized_gaussian",
@@ -70,6 +72,7 @@ class VaeTask(BaseTask):
            "expression: keep the N most variable genes (0 = all)"),
       *(Flag(*f) for f in VOLUME_FLAGS),
   )
+  report_options = (_image_report.EXTRACTOR,)
   sample_options = (
       Option("--label", int, "condition class to generate (conditional runs)"),
       Option("--library-size", float, "counts: total counts per profile "
@@ -365,6 +368,35 @@ class VaeTask(BaseTask):
     if k:
       out["label"] = cond
     return out
+
+  def report(self, state, dataset: Dataset, context: ReportContext) -> Report:
+    """Held-out ELBO / IWAE bound (and bits/dim) on the test split; for
+    images also the image report (families/_image_report.py) of the
+    decoder's mean images, z ~ N(0, I), with `--extractor`."""
+    report = super().report(state, dataset, context)
+    if not self.is_image:
+      return report
+    labelled = self.config.vae.condition == "label"
+
+    def decode(z, labels):
+      n = len(z)
+      mean, _ = self._decode(state.params, jnp.asarray(z),
+                             jnp.asarray(labels, jnp.int32),
+                             jnp.ones((n,), jnp.float32), jax.random.key(0))
+      return self._to_data(np.asarray(mean))
+
+    images = _image_report.image_report(_image_report.ImageModel(
+        decode=decode, latent_dim=self.config.vae.latent_dim,
+        num_classes=self.config.vae.num_conditions if labelled else 0),
+                                        dataset, context)
+    report.scalars.update(images.scalars)
+    report.tables.update(images.tables)
+    report.images.update(images.images)
+    report.figures.update(images.figures)
+    report.facts.update(images.facts)
+    report.notes += ["Generated images are the decoder's mean images."] + (
+        images.notes)
+    return report
 
   def render(self, samples: Mapping[str, np.ndarray]) -> Outputs:
     if "image" not in samples:
