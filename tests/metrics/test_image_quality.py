@@ -257,3 +257,18 @@ def test_input_errors(fn):
   bad[3, 1] = np.nan
   with pytest.raises(DataError, match="must be finite"):
     fn(real, bad)
+
+
+def test_floor_repeats_average_subsets_drawn_in_order():
+  rng = np.random.default_rng(5)
+  train, test, fake = (rng.normal(size=(n, 3)) for n in (200, 80, 40))
+  r = iq.quality_report(train, test, fake, seed=3, floor_repeats=4)
+  draw = np.random.default_rng(3)
+  floors = [iq.frechet_distance(
+      train[draw.choice(200, 40, replace=False)], test) for _ in range(4)]
+  assert r["fd_floor"] == pytest.approx(np.mean(floors), rel=1e-12)
+  assert r["fd_floor_std"] == pytest.approx(np.std(floors), rel=1e-12)
+  assert r["fd_floor_std"] > 0
+  one = iq.quality_report(train, test, fake, seed=3)
+  assert one["fd_floor"] == pytest.approx(floors[0], rel=1e-12)
+  assert one["fd_floor_std"] == 0.0
