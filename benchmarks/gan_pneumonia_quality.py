@@ -65,7 +65,8 @@ RECIPES = {
     "layer-d-augment": {"gan.d_norm": "layer",
                         "gan.augment": "translation,cutout"},
 }
-QUALITY_KEYS = ("fd", "fd_floor", "fd_ratio", "kid_mean", "precision",
+QUALITY_KEYS = ("fd", "fd_floor", "fd_floor_std", "fd_ratio", "kid_mean",
+                "precision",
                 "recall", "density", "coverage",
                 "class_mix/max_gap_vs_real_classifier",
                 "memorisation_pixels/p_fake_closer")
@@ -166,8 +167,8 @@ def table_recipes(args, ext, full_data) -> list[dict]:
     row.update({k: report.scalars[k] for k in QUALITY_KEYS})
     mix = report.tables["Class mix"]
     row["normal_generated"] = mix[0]["generated (classifier)"]
-    row["normal_real_classifier"] = mix[0]["real test (classifier)"]
-    row["normal_real_labels"] = mix[0]["real test (labels)"]
+    row["normal_real_val_classifier"] = mix[0]["real val (classifier)"]
+    row["normal_real_val_labels"] = mix[0]["real val (labels)"]
     rows.append(row)
     print(json.dumps(row))
   return rows
