@@ -238,7 +238,8 @@ def add_attributions(report: Report, name: str, fn, images_uint8, labels,
   (top row: the images; bottom row: their maps)."""
   x = uint8_to_unit_range(images_uint8[:ATTRIBUTED])
   y = np.asarray(labels[:ATTRIBUTED], np.int32)
-  f = _Bound(fn, y)
+  f = attribution.WithExtras(lambda images, e: fn(images, e["label"]),
+                             {"label": y})
   attr, delta = attribution.integrated_gradients(
       f, x, baseline=-np.ones_like(x), steps=32, batch_size=256)
   attr = np.asarray(attr)
@@ -250,18 +251,6 @@ def add_attributions(report: Report, name: str, fn, images_uint8, labels,
       "gradients (32 points, from a black image; red raises the score, blue "
       "lowers it). Largest completeness gap |sum(attr) - (f(x) - f(black))|: "
       f"{float(np.max(np.abs(np.asarray(delta)))):.3g}.")
-
-
-class _Bound:
-  """fn(x, labels) with the labels fixed, as the per-example f(x) the
-  attribution functions take (one object per call site: one compile)."""
-
-  def __init__(self, fn, labels):
-    self.fn, self.labels = fn, labels
-
-  def __call__(self, x):
-    reps = x.shape[0] // len(self.labels)
-    return self.fn(x, np.tile(self.labels, reps))
 
 
 def image_report(model: ImageModel, dataset: Dataset,
