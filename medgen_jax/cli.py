@@ -266,14 +266,20 @@ def check_output_file(out: str, suffixes=(".png", ".npz")) -> pathlib.Path:
                       "it first")
   if path.is_dir():
     raise ConfigError(f"--out {out} is a folder; name a file")
+  _check_writable(folder, f"--out {out}")
+  return path
+
+
+def _check_writable(folder: pathlib.Path, what: str) -> None:
+  """A ConfigError unless a file can be created in `folder` (tried, then
+  removed)."""
   try:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".medgen-check-")
     os.close(fd)
     os.unlink(tmp)
   except OSError as e:
-    raise ConfigError(f"--out {out}: cannot write in {folder} "
+    raise ConfigError(f"{what}: cannot write in {folder} "
                       f"({e.strerror})") from None
-  return path
 
 
 def cmd_sample(argv: list[str]) -> int:
@@ -489,13 +495,7 @@ def check_output_folder(out: str, flag: str = "--out") -> pathlib.Path:
   if not folder.is_dir():
     raise ConfigError(f"{flag} {out}: folder {folder} does not exist; "
                       "create it first")
-  try:
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".medgen-check-")
-    os.close(fd)
-    os.unlink(tmp)
-  except OSError as e:
-    raise ConfigError(f"{flag} {out}: cannot write in {folder} "
-                      f"({e.strerror})") from None
+  _check_writable(folder, f"{flag} {out}")
   return path
 
 
