@@ -166,3 +166,15 @@ def test_vae_report_has_its_bound_and_the_image_sections(extractor, medgen,
   assert np.isfinite(obj["scalars"]["eval/test_bits_per_dim"])
   assert obj["facts"]["generated"] == 64 and "fd_ratio" in obj["scalars"]
   assert "nearest_training_images.png" in obj["pictures"]
+
+
+def test_gaussian_blur_matches_scipy():
+  from scipy.ndimage import gaussian_filter
+  x = np.random.default_rng(0).integers(0, 256, (3, 12, 10, 1), np.uint8)
+  got = _image_report.gaussian_blur(x, 1.0)
+  want = np.stack([gaussian_filter(im[..., 0].astype(float), 1.0,
+                                   mode="nearest", truncate=3.0)
+                   for im in x])[..., None]
+  assert np.max(np.abs(got.astype(int) - np.round(want))) <= 1
+  flat = np.full((1, 8, 8, 1), 77, np.uint8)
+  np.testing.assert_array_equal(_image_report.gaussian_blur(flat, 0.5), flat)
