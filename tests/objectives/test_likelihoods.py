@@ -260,9 +260,16 @@ ELEMENTWISE = {
 }
 
 
+# Heavy-tailed image likelihoods, tested in test_robust_likelihoods.py.
+ROBUST = ("discretized_laplace", "discretized_student_t")
+
+
 def test_registry_names_and_fields():
-  assert lk.LIKELIHOODS.names() == sorted(ELEMENTWISE)
+  assert lk.LIKELIHOODS.names() == sorted([*ELEMENTWISE, *ROBUST])
   expected = {"bernoulli": (("logits",), "binary"),
+              "discretized_laplace": (("mean", "log_scale"), "unit_interval"),
+              "discretized_student_t": (("mean", "log_scale"),
+                                        "unit_interval"),
               "gaussian": (("mean", "log_scale"), "real"),
               "discretized_logistic": (("mean", "log_scale"), "unit_interval"),
               "discretized_gaussian": (("mean", "log_scale"), "unit_interval"),
