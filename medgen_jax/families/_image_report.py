@@ -93,6 +93,13 @@ def class_counts(prior: np.ndarray, n: int) -> np.ndarray:
   return counts
 
 
+def decode_all(model: ImageModel, z: np.ndarray, labels: np.ndarray
+               ) -> np.ndarray:
+  """model.decode over z [n, d] and labels [n] in chunks of CHUNK."""
+  return np.concatenate([model.decode(z[s:s + CHUNK], labels[s:s + CHUNK])
+                         for s in range(0, len(z), CHUNK)])
+
+
 def generate(model: ImageModel, n: int, seed: int, prior: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """n samples: (z [n, d], labels int32 [n], uint8 images). A conditional
@@ -105,9 +112,7 @@ def generate(model: ImageModel, n: int, seed: int, prior: np.ndarray
     labels = np.random.default_rng(seed).permutation(labels)
   else:
     labels = np.zeros((n,), np.int32)
-  images = np.concatenate([model.decode(z[s:s + CHUNK], labels[s:s + CHUNK])
-                           for s in range(0, n, CHUNK)])
-  return z, labels, images
+  return z, labels, decode_all(model, z, labels)
 
 
 def load_extractor(path: str, example_shape: tuple[int, ...]):
@@ -431,9 +436,8 @@ def _latent_direction(report, model, run, context, prior, class_names):
   z = np.asarray(jax.random.normal(jax.random.key(context.seed + 1),
                                    (n, model.latent_dim)), np.float32)
   labels = np.full((n,), cls, np.int32)
-  images = np.concatenate([model.decode(z[s:s + CHUNK], labels[s:s + CHUNK])
-                           for s in range(0, n, CHUNK)])
-  _, logits = run.task.predict_arrays(run.state, images)
+  _, logits = run.task.predict_arrays(run.state,
+                                      decode_all(model, z, labels))
   margin = logits[:, 1] - logits[:, 0]
   if (margin > 0).all() or (margin <= 0).all():
     report.notes.append(
@@ -450,10 +454,7 @@ def _latent_direction(report, model, run, context, prior, class_names):
                                        len(WALK_ALPHAS))
 
   def score(zz):
-    imgs = np.concatenate([model.decode(zz[s:s + CHUNK],
-                                        np.full((len(zz[s:s + CHUNK]),), cls,
-                                                np.int32))
-                           for s in range(0, len(zz), CHUNK)])
+    imgs = decode_all(model, zz, np.full((len(zz),), cls, np.int32))
     _, lg = run.task.predict_arrays(run.state, imgs)
     return lg[:, 1] - lg[:, 0]
 
