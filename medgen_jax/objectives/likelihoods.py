@@ -422,9 +422,6 @@ def discretized_student_t_log_prob(x: Array, mean: Array, log_scale: Array,
     raise ValueError(f"df must be in (0, {MAX_STUDENT_T_DF:g}], got {df}")
   upper, lower, mid, log_width, first, last = _bin_edges(x, mean, log_scale,
                                                          num_bins)
-  log_cdf_upper = student_t_log_sf(-upper, df)  # log P(T <= upper)
-  log_sf_lower = student_t_log_sf(lower, df)  # log P(T >= lower)
-
   # Exact interior mass on the small-tail side of the mean.
   right = mid > 0.0
   hi = jnp.where(right, -lower, upper)
@@ -434,8 +431,11 @@ def discretized_student_t_log_prob(x: Array, mean: Array, log_scale: Array,
   narrow = width * (df + 1.0) * jax.lax.rsqrt(df + m2) < _T_QUADRATURE_D
   hi_s = jnp.where(narrow, -1.0, hi)  # safe operands when narrow
   lo_s = jnp.where(narrow, -2.0, lo)
-  log_hi = student_t_log_sf(-hi_s, df)
-  gap = student_t_log_sf(-lo_s, df) - log_hi
+  # The four tails in one call: betainc is a large program, and one call on
+  # stacked operands compiles about four times faster than four calls.
+  log_cdf_upper, log_sf_lower, log_hi, log_lo = student_t_log_sf(
+      jnp.stack([-upper, lower, -hi_s, -lo_s]), df)
+  gap = log_lo - log_hi
   exact = log_hi + _log1mexp(jnp.minimum(gap, -1e-30))
 
   # Five-point Gauss-Legendre quadrature of the density for narrow bins.
