@@ -36,7 +36,9 @@ def get_config() -> ml_collections.ConfigDict:
   g = c.rgan = ml_collections.ConfigDict()
   add_recurrent_fields(g)
   g.loss = "nonsaturating"      # minimax | nonsaturating | hinge (per step)
-  g.noise_dim = 8               # noise values per step
+  g.noise_dim = 8               # noise values per step (fresh at every step)
+  g.static_noise_dim = 0        # noise values per series, the same at every
+                                # step (0 = none; see families/rgan/step.py)
   g.d_steps = 1                 # discriminator updates per generator update
   g.supervised = 0.0            # weight of the next-step supervised loss (0 = off)
   g.ema_decay = 0.999           # EMA of the generator's weights, for sampling

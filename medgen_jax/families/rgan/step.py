@@ -75,10 +75,26 @@ class RganStepConfig:
   conditional: bool
   supervised: float = 0.0
   ema_decay: float = 0.999
+  static_noise_dim: int = 0
 
 
 def noise(cfg: RganStepConfig, key, batch: int, time: int) -> jax.Array:
-  return jax.random.normal(key, (batch, time, cfg.noise_dim))
+  """The generator's input [batch, time, noise_dim + static_noise_dim].
+
+  The first `noise_dim` features are drawn afresh at every step (RCGAN); the
+  last `static_noise_dim` are drawn once per series and repeated at every
+  step. A series whose variation is set once (a frequency, a phase, a
+  patient's baseline) is then a smooth function of its static noise, and the
+  generator need not learn to ignore fresh noise at every step, which
+  otherwise shows as step-to-step jitter.
+  """
+  z = jax.random.normal(key, (batch, time, cfg.noise_dim))
+  if not cfg.static_noise_dim:
+    return z
+  static = jax.random.normal(jax.random.fold_in(key, 1),
+                             (batch, 1, cfg.static_noise_dim))
+  return jnp.concatenate(
+      [z, jnp.broadcast_to(static, (batch, time, cfg.static_noise_dim))], -1)
 
 
 def generate(cfg: RganStepConfig, params, z, label,

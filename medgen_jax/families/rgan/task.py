@@ -40,6 +40,8 @@ class RganTask(SeriesTask):
   flags = series_flags("rgan") + (
       Flag("--loss", "rgan.loss", "minimax | nonsaturating | hinge (per step)"),
       Flag("--noise-dim", "rgan.noise_dim", "noise values per step"),
+      Flag("--static-noise-dim", "rgan.static_noise_dim",
+           "noise values per series, repeated at every step"),
       Flag("--d-steps", "rgan.d_steps", "discriminator updates per step"),
       Flag("--supervised", "rgan.supervised",
            "weight of TimeGAN's next-step supervised loss (0 = off)"),
@@ -53,7 +55,13 @@ class RganTask(SeriesTask):
     if g.loss not in PER_STEP_LOSSES:
       raise ConfigError(f"rgan.loss (--loss) {g.loss!r}; expected one of "
                         f"{', '.join(PER_STEP_LOSSES)}")
-    check_int(g.noise_dim, "rgan.noise_dim (--noise-dim)", 1, 4097)
+    check_int(g.noise_dim, "rgan.noise_dim (--noise-dim)", 0, 4097)
+    check_int(g.static_noise_dim,
+              "rgan.static_noise_dim (--static-noise-dim)", 0, 4097)
+    if g.noise_dim + g.static_noise_dim == 0:
+      raise ConfigError("rgan.noise_dim (--noise-dim) and "
+                        "rgan.static_noise_dim (--static-noise-dim) are both "
+                        "0; the generator needs noise: set either to >= 1")
     check_int(g.d_steps, "rgan.d_steps (--d-steps)", 1, 101)
     check_real(g.supervised, "rgan.supervised (--supervised)", 0.0)
     check_real(g.ema_decay, "rgan.ema_decay", 0.0, 1.0, hi_open=True)
@@ -80,7 +88,8 @@ class RganTask(SeriesTask):
                             hidden=g.hidden, layers=1),
         loss=GAN_LOSSES.get(g.loss), noise_dim=g.noise_dim,
         d_steps=g.d_steps, conditional=bool(g.num_classes),
-        supervised=float(g.supervised), ema_decay=g.ema_decay)
+        supervised=float(g.supervised), ema_decay=g.ema_decay,
+        static_noise_dim=g.static_noise_dim)
     self.train_step = rgan_step.make_train_step(self.cfg,
                                                 make_gradient_fn(config))
     self._generate = jax.jit(
@@ -93,7 +102,8 @@ class RganTask(SeriesTask):
     x = jnp.zeros((2, 4, g.channels))
     label = jnp.zeros((2,), jnp.int32)
     cov = jnp.zeros((2, g.num_covariates)) if g.num_covariates else None
-    g_params = cfg.generator.init(k_g, jnp.zeros((2, 4, g.noise_dim)),
+    z = jnp.zeros((2, 4, g.noise_dim + g.static_noise_dim))
+    g_params = cfg.generator.init(k_g, z,
                                   label, cov)["params"]
     d_params = cfg.discriminator.init(k_d, x, label, cov)["params"]
     s_params = cfg.supervisor.init(k_s, x)["params"]
