@@ -58,6 +58,8 @@ def get_config() -> ml_collections.ConfigDict:
   k.dropout = 0.0               # on the features, before the logits
   k.label_smoothing = 0.0       # eps of the smoothed cross-entropy targets
   k.weight_decay = 0.0          # L2 on the conv / dense kernels
+  k.blur = 0.0                  # training images blurred by a Gaussian of
+                                # std U(0, blur) pixels (0 = off)
   k.eval_examples = 0           # held-out examples scored; 0 = the whole split
   # Derived from the data when a run starts (None until then):
   # one example: (s, s, c) or (s, s, s, c)

@@ -60,6 +60,8 @@ class ClassifierTask(BaseTask):
            "eps of the smoothed cross-entropy targets"),
       Flag("--dropout", "classifier.dropout", "dropout before the logits"),
       Flag("--weight-decay", "classifier.weight_decay", "L2 on the kernels"),
+      Flag("--blur-augment", "classifier.blur",
+           "blur each training image by a Gaussian of std U(0, S) pixels"),
       Flag("--eval-data", "data.eval_name",
            "score on this dataset's test split (train on synthetic, test on "
            "real); default: the training data's own val/test splits"),
@@ -82,6 +84,7 @@ class ClassifierTask(BaseTask):
                "classifier.label_smoothing (--label-smoothing)", 0.0, 1.0,
                hi_open=True)
     check_real(k.weight_decay, "classifier.weight_decay (--weight-decay)", 0.0)
+    check_real(k.blur, "classifier.blur (--blur-augment)", 0.0, 8.0)
     check_int(k.eval_examples, "classifier.eval_examples", 0)
     if not isinstance(config.data.get("eval_name", ""), str):
       raise ConfigError("data.eval_name (--eval-data) must be a dataset name")
@@ -106,7 +109,7 @@ class ClassifierTask(BaseTask):
         norm=k.norm, dropout=k.dropout)
     self.step_cfg = cls_step.ClassifierStepConfig(
         model=self.model, label_smoothing=k.label_smoothing,
-        weight_decay=k.weight_decay)
+        weight_decay=k.weight_decay, blur=float(k.blur))
     self.train_step = cls_step.make_train_step(self.step_cfg,
                                                make_gradient_fn(config))
     self._predict = jax.jit(cls_step.make_predict(self.step_cfg))
