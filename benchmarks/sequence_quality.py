@@ -107,6 +107,9 @@ MODELS = {
     "rnn-mdn": ("rnn", {"rnn.head": "mdn"}),
     "rgan": ("rgan", {}),
     "rgan+supervised": ("rgan", {"rgan.supervised": 10.0}),
+    # Noise drawn once per series (see families/rgan/step.py:noise).
+    "rgan-static": ("rgan", {"rgan.noise_dim": 0, "rgan.static_noise_dim": 8}),
+    "rgan-both": ("rgan", {"rgan.static_noise_dim": 8}),
 }
 
 
@@ -165,7 +168,8 @@ def fmt(v):
 def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--datasets", default="sines,ecg_mitbih100,ecg_abp_03700181")
-  p.add_argument("--models", default=",".join(MODELS))
+  p.add_argument("--models", default="rnn,rnn-mdn,rgan,rgan+supervised",
+                 help=f"comma-separated, of {','.join(MODELS)}")
   p.add_argument("--seeds", type=int, default=3)
   p.add_argument("--quick", action="store_true", help="tiny budgets (smoke)")
   p.add_argument("--train-scale", type=float, default=1.0,
