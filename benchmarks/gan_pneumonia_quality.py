@@ -63,6 +63,7 @@ RECIPES = {
     "augment": {"gan.augment": "translation,cutout"},
     # ADA: the same operations with a probability adapted toward r_t = 0.6.
     "ada": {"gan.augment": "translation,cutout", "gan.ada_target": 0.6},
+    "hinge": {"gan.loss": "hinge"},
     "layer-d": {"gan.d_norm": "layer"},
     "layer-d-augment": {"gan.d_norm": "layer",
                         "gan.augment": "translation,cutout"},
