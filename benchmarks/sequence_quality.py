@@ -110,6 +110,8 @@ MODELS = {
     # Noise drawn once per series (see families/rgan/step.py:noise).
     "rgan-static": ("rgan", {"rgan.noise_dim": 0, "rgan.static_noise_dim": 8}),
     "rgan-both": ("rgan", {"rgan.static_noise_dim": 8}),
+    "rgan-static-d3": ("rgan", {"rgan.noise_dim": 0, "rgan.static_noise_dim": 8,
+                                "rgan.d_steps": 3}),
 }
 
 
