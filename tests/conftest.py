@@ -26,7 +26,7 @@ import pytest  # noqa: E402
 
 # GAN fields given to tiny_gan_config by their short name.
 _GAN_FIELDS = ("loss", "d_steps", "ema_decay", "gp_weight", "conditional",
-               "width", "latent_dim", "upsample", "d_norm")
+               "width", "latent_dim", "upsample", "d_norm", "r1_weight")
 
 
 @pytest.fixture(scope="session")

@@ -108,6 +108,7 @@ BAD_ARGUMENTS = [
     (["--num-devices", "99"], ["devices are visible"], 2),
     (["--set", "gan.ema_decay=1"], ["gan.ema_decay"], 2),
     (["--d-steps", "0"], ["gan.d_steps"], 2),
+    (["--r1", "-1"], ["gan.r1_weight (--r1)", "[0, inf]"], 2),
 ]
 
 

@@ -34,6 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
   g = c.gan = ml_collections.ConfigDict()
   g.loss = "nonsaturating"      # minimax | nonsaturating | wgan-gp | hinge
   g.gp_weight = 10.0            # wgan-gp's gradient-penalty weight
+  g.r1_weight = 0.0             # gamma: D's loss adds gamma/2 * ||grad_x D(real)||^2 (R1)
   g.d_steps = 1                 # discriminator updates per generator update
   g.ema_decay = 0.999           # EMA of G's weights, used for sampling
   g.g_learning_rate = config_dict.placeholder(float)  # None: optimizer.learning_rate

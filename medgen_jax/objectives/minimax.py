@@ -109,6 +109,33 @@ def gradient_penalty(critic: Callable[[jax.Array], jax.Array],
   return (norms - 1.0) ** 2
 
 
+def r1_penalty(critic: Callable[[jax.Array], jax.Array],
+               real: jax.Array) -> PerExample:
+  """||grad_x D(x_i)||_2^2 at each real input (R1; Mescheder et al. 2018).
+
+  The discriminator's loss adds (gamma / 2) * R1: a zero-centred penalty on
+  D's slope at the data, which makes the GAN's training dynamics converge
+  where the unregularised game circles ("Which Training Methods for GANs do
+  actually Converge?", ICML 2018).
+
+  The gradient is that of sum_j critic(real)_j with respect to each input,
+  as StyleGAN's R1 is computed: for a critic without batch coupling (no
+  batch norm in D) that is exactly each example's own gradient, and under
+  DP-SGD (one example per call) it always is. With batch norm in D it also
+  carries the example's effect on the batch statistics, the same effect the
+  generator's gradient sees through D.
+
+  Args:
+    critic: inputs [n, ...] -> logits [n]; closes over D's parameters.
+    real: [batch, ...] real inputs (after D's augmentation, if any).
+
+  Returns:
+    [batch] squared gradient norms.
+  """
+  grads = jax.grad(lambda x: jnp.sum(critic(x)))(real)
+  return jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=-1)
+
+
 @dataclasses.dataclass(frozen=True)
 class GanLoss:
   """A pair of per-example objectives.

@@ -71,6 +71,23 @@ def test_step_is_pure_and_ema_follows_formula(tiny_config):
                          a.gen.params["project"]["kernel"])
 
 
+def test_r1_adds_half_gamma_times_the_penalty_to_d_loss(tiny_config):
+  # Same state, batch and key: the first D update's loss differs only by
+  # the penalty term, gamma / 2 * mean_i ||grad D(x_i)||^2.
+  gamma = 0.5
+  plain_task, state, batch_at = _setup(tiny_config())
+  r1_task = GanTask(tiny_config(r1_weight=gamma),
+                    load_dataset(tiny_config().data))
+  batch, key = batch_at(0), jax.random.key(5)
+  _, plain = jax.jit(plain_task.train_step)(state, batch, key)
+  _, with_r1 = jax.jit(r1_task.train_step)(state, batch, key)
+  assert "r1_penalty" not in plain
+  assert float(with_r1["r1_penalty"]) > 0
+  np.testing.assert_allclose(
+      float(with_r1["d_loss"]) - float(plain["d_loss"]),
+      gamma / 2 * float(with_r1["r1_penalty"]), rtol=1e-4)
+
+
 def test_ema_decay_warmup():
   assert float(ema_decay_at(0, 0.999)) == pytest.approx(0.1)
   assert float(ema_decay_at(10**6, 0.999)) == pytest.approx(0.999)

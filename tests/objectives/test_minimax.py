@@ -123,6 +123,45 @@ def test_gradient_penalty_is_per_example():
   np.testing.assert_allclose(batch[0], want, rtol=1e-5)
 
 
+def test_r1_penalty_equals_finite_differences():
+  rng = np.random.default_rng(1)
+  n, h = 4, 3
+  d = h * h
+  w = rng.normal(size=(d, 5)) / 2
+  v = rng.normal(size=(5,))
+  x = rng.normal(size=(n, h, h, 1))
+
+  def critic(xb):
+    return jnp.tanh(xb.reshape(xb.shape[0], -1) @ jnp.asarray(w, jnp.float32)) \
+        @ jnp.asarray(v, jnp.float32)
+
+  got = minimax.r1_penalty(critic, jnp.asarray(x, jnp.float32))
+  assert got.shape == (n,)
+  eps = 1e-6
+  want = []
+  for i in range(n):
+    xi = x[i].reshape(1, d)
+    grad = [(_critic_np(xi + eps * e, w, v) - _critic_np(xi - eps * e, w, v))[0]
+            / (2 * eps) for e in np.eye(d)[:, None, :]]
+    want.append(np.sum(np.square(grad)))  # zero-centred: no "- 1"
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-7)
+
+
+def test_r1_penalty_of_a_batch_coupled_critic_includes_the_coupling():
+  # critic_j = ||x_j||^2 + mean(all pixels of the batch): the gradient of
+  # sum_j critic_j at x_i is 2 x_i + n / (n * 9) = 2 x_i + 1/9, the slope
+  # the generator's gradient sees through such a critic.
+  def mixing_critic(xb):
+    flat = xb.reshape(xb.shape[0], -1)
+    return jnp.sum(flat ** 2, axis=1) + jnp.mean(flat)
+
+  x = jax.random.normal(jax.random.key(2), (4, 3, 3, 1))
+  got = minimax.r1_penalty(mixing_critic, x)
+  flat = np.asarray(x).reshape(4, -1)
+  want = np.sum((2 * flat + 1 / 9) ** 2, axis=1)
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
 def test_registry_entries_and_unknown_name():
   assert set(minimax.GAN_LOSSES.names()) == {"minimax", "nonsaturating",
                                              "wgan-gp", "hinge"}

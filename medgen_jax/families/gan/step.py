@@ -43,6 +43,7 @@ class GanStepConfig:
   latent_dim: int
   conditional: bool
   gp_weight: float = 10.0
+  r1_weight: float = 0.0          # gamma of D's R1 penalty (gamma / 2 * R1)
   ema_decay: float = 0.999
   augment: tuple[str, ...] = ()   # DiffAugment ops for D's inputs
   ada_target: float = 0.0         # > 0: ADA adapts p toward this r_t
@@ -77,6 +78,11 @@ def discriminator_loss_fn(cfg: GanStepConfig, disc: TrainState):
                "d_fake_logit": jnp.mean(fake_logits)}
     if cfg.adaptive:  # ADA's overfitting heuristic r_t
       metrics["d_real_sign"] = jnp.mean(jnp.sign(real_logits))
+    if cfg.r1_weight > 0:
+      r1 = minimax.r1_penalty(
+          lambda x: apply_model(disc, d_params, x, y)[0], real)
+      losses = losses + 0.5 * cfg.r1_weight * r1
+      metrics["r1_penalty"] = jnp.mean(r1)
     if cfg.loss.gradient_penalty:
       eps = jax.random.uniform(key, (real.shape[0],))
       x_hat = minimax.interpolate(real, fake, eps)

@@ -63,6 +63,8 @@ class GanTask(BaseTask):
            "condition G and D on the class labels", const=True),
       Flag("--augment", "gan.augment", "DiffAugment of D's inputs: a comma-"
            "separated subset of translation,cutout,color"),
+      Flag("--r1", "gan.r1_weight", "gamma of the R1 penalty on D's "
+           "gradient at real images (0 = off)"),
       Flag("--ada-target", "gan.ada_target", "ADA: adapt the augmentation "
            "probability toward this r_t (0.6); 0 = always augment"),
       *(Flag(*f) for f in VOLUME_FLAGS),
@@ -119,6 +121,7 @@ class GanTask(BaseTask):
     check_int(g.d_steps, "gan.d_steps (--d-steps)", 1, 101)
     check_real(g.ema_decay, "gan.ema_decay", 0.0, 1.0, hi_open=True)
     check_real(g.gp_weight, "gan.gp_weight", 0.0)
+    check_real(g.r1_weight, "gan.r1_weight (--r1)", 0.0)
     for key, flag in (("g_learning_rate", "--g-lr"),
                       ("d_learning_rate", "--d-lr")):
       if g[key] is not None:
@@ -147,6 +150,7 @@ class GanTask(BaseTask):
         gan_step.GanStepConfig(
             loss=GAN_LOSSES.get(g.loss), latent_dim=g.latent_dim,
             conditional=self.conditional, gp_weight=g.gp_weight,
+            r1_weight=float(g.r1_weight),
             ema_decay=g.ema_decay, augment=augment_ops(g.augment),
             ada_target=float(g.ada_target), ada_kimg=float(g.ada_kimg)),
         gradient_fn=make_gradient_fn(config))
