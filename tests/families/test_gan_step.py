@@ -8,6 +8,9 @@ import pytest
 from medgen_jax.data.pipeline import IndexSampler
 from medgen_jax.data.registry import load_dataset
 from medgen_jax.families.gan import GanTask
+from medgen_jax.families.gan import step as gan_step
+from medgen_jax.objectives import minimax
+from medgen_jax.objectives.minimax import GAN_LOSSES
 from medgen_jax.train.state import ema_decay_at
 
 
@@ -24,12 +27,14 @@ def _setup(config):
 # discriminator steps, with or without labels), not of the loss: two cases
 # cover it. The other losses' values are tested in tests/objectives, and a
 # conditional hinge run trains through the CLI in tests/test_cli.py.
-@pytest.mark.parametrize("loss,d_steps,conditional", [
-    ("nonsaturating", 1, False),
-    ("wgan-gp", 2, True),
+@pytest.mark.parametrize("loss,d_steps,conditional,r1", [
+    ("nonsaturating", 1, False, 0.0),
+    ("wgan-gp", 2, True, 1.0),
 ])
-def test_step_compiles_once_and_updates(tiny_config, loss, d_steps, conditional):
-  config = tiny_config(loss=loss, d_steps=d_steps, conditional=conditional)
+def test_step_compiles_once_and_updates(tiny_config, loss, d_steps, conditional,
+                                        r1):
+  config = tiny_config(loss=loss, d_steps=d_steps, conditional=conditional,
+                       r1_weight=r1)
   task, state, batch_at = _setup(config)
   params0 = jax.tree.map(np.asarray, state.gen.params)
 
@@ -47,6 +52,7 @@ def test_step_compiles_once_and_updates(tiny_config, loss, d_steps, conditional)
     assert np.isfinite(value), name
   if loss == "wgan-gp":
     assert "gradient_penalty" in metrics
+  assert ("r1_penalty" in metrics) == (r1 > 0)
   moved = jax.tree.map(lambda a, b: np.abs(np.asarray(a) - b).max(),
                        state.gen.params, params0)
   assert max(jax.tree.leaves(moved)) > 0
@@ -72,20 +78,32 @@ def test_step_is_pure_and_ema_follows_formula(tiny_config):
 
 
 def test_r1_adds_half_gamma_times_the_penalty_to_d_loss(tiny_config):
-  # Same state, batch and key: the first D update's loss differs only by
-  # the penalty term, gamma / 2 * mean_i ||grad D(x_i)||^2.
+  # The same D, real and fake images: each example's loss differs only by
+  # gamma / 2 * ||grad_x D(x_i)||^2 (the penalty's value is checked against
+  # finite differences in tests/objectives/test_minimax.py). The step's
+  # wiring of --r1 is checked by test_step_compiles_once_and_updates.
   gamma = 0.5
-  plain_task, state, batch_at = _setup(tiny_config())
-  r1_task = GanTask(tiny_config(r1_weight=gamma),
-                    load_dataset(tiny_config().data))
-  batch, key = batch_at(0), jax.random.key(5)
-  _, plain = jax.jit(plain_task.train_step)(state, batch, key)
-  _, with_r1 = jax.jit(r1_task.train_step)(state, batch, key)
-  assert "r1_penalty" not in plain
-  assert float(with_r1["r1_penalty"]) > 0
-  np.testing.assert_allclose(
-      float(with_r1["d_loss"]) - float(plain["d_loss"]),
-      gamma / 2 * float(with_r1["r1_penalty"]), rtol=1e-4)
+  task, state, batch_at = _setup(tiny_config(d_norm="none"))
+  images = batch_at(0)["image"][0]
+  batch = {"real": images, "fake": images[::-1] * 0.5,
+           "label": np.zeros(len(images), np.int32)}
+  key = jax.random.key(0)
+  losses = {}
+  for weight in (0.0, gamma):
+    cfg = gan_step.GanStepConfig(loss=GAN_LOSSES.get("nonsaturating"),
+                                 latent_dim=8, conditional=False,
+                                 r1_weight=weight)
+    losses[weight] = gan_step.discriminator_loss_fn(cfg, state.disc)(
+        state.disc.params, batch, key)
+  assert "r1_penalty" not in losses[0.0].metrics
+  critic = lambda x: state.disc.apply_fn(state.disc.variables(
+      state.disc.params), x, None, train=True)
+  r1 = minimax.r1_penalty(critic, images)
+  assert float(np.min(r1)) > 0
+  np.testing.assert_allclose(losses[gamma].losses - losses[0.0].losses,
+                             gamma / 2 * r1, rtol=1e-4, atol=1e-7)
+  np.testing.assert_allclose(losses[gamma].metrics["r1_penalty"],
+                             np.mean(r1), rtol=1e-5)
 
 
 def test_ema_decay_warmup():
