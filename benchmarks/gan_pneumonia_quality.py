@@ -15,6 +15,10 @@ Two tables:
   --table recipes   unconditional GANs of the named recipes (RECIPES), on
                     the full train split: the before/after table of the
                     default recipe;
+  --table mix       the class mix of the named recipes at every kept
+                    checkpoint (train with --checkpoint-every to keep them):
+                    --mix-samples images of the EMA generator each, labelled
+                    by the extractor's classifier;
   --table small     a conditional recipe on 100 %, 25 % and 10 % of the train
                     split (`--train-fraction`, class-stratified), without and
                     with DiffAugment; besides the quality numbers, train on
@@ -27,6 +31,8 @@ Two tables:
 
     python benchmarks/gan_pneumonia_quality.py --table recipes \
         --recipes dcgan-v0,default [--steps 3000]
+    python benchmarks/gan_pneumonia_quality.py --table mix \
+        --recipes dcgan-v0 --steps 9000 --checkpoint-every 500
     python benchmarks/gan_pneumonia_quality.py --table small --recipe default
 
 Runs are cached under --root (a finished run is reused, so a table can be
@@ -64,6 +70,14 @@ RECIPES = {
     # ADA: the same operations with a probability adapted toward r_t = 0.6.
     "ada": {"gan.augment": "translation,cutout", "gan.ada_target": 0.6},
     "hinge": {"gan.loss": "hinge"},
+    # DiffAugment's translation alone (no cutout).
+    "translation": {"gan.augment": "translation"},
+    # R1 on D's slope at real images (Mescheder et al. 2018), gamma 0.01.
+    "r1": {"gan.r1_weight": 0.01},
+    # No normalisation in D (per example, as DP-SGD needs).
+    "no-norm-d": {"gan.d_norm": "none"},
+    # Twice the learning rate of G and D.
+    "lr4e-4": {"optimizer.learning_rate": 4e-4},
     "layer-d": {"gan.d_norm": "layer"},
     "layer-d-augment": {"gan.d_norm": "layer",
                         "gan.augment": "translation,cutout"},
@@ -124,7 +138,8 @@ def gan_config_for(args, recipe: str, fraction: float, conditional: bool,
   c.data.train_fraction = fraction
   c.train.steps = args.steps
   c.train.eval_every = args.steps
-  c.train.checkpoint_every = args.steps
+  c.train.checkpoint_every = args.checkpoint_every or args.steps
+  c.train.keep_checkpoints = max(3, args.steps // c.train.checkpoint_every)
   c.train.progress = False
   c.gan.conditional = conditional
   _set(c, RECIPES[recipe])
@@ -177,6 +192,31 @@ def table_recipes(args, ext, full_data) -> list[dict]:
   return rows
 
 
+def table_mix(args, ext, full_data) -> list[dict]:
+  """Share of "normal" samples at every kept checkpoint of each recipe."""
+  ext_run = load_run(ext)
+  train = full_data.split("train")["label"]
+  prior = np.bincount(train, minlength=full_data.num_classes)
+  normal = list(full_data.class_names).index("normal")
+  rows = []
+  for recipe in args.recipes.split(","):
+    workdir = args.root / f"recipe-{recipe}-s{args.steps}"
+    _train(gan_config_for(args, recipe, 1.0, False), workdir)
+    steps = sorted(int(d.name) for d in (workdir / "checkpoints").iterdir()
+                   if d.name.isdigit())
+    for step in steps:
+      run = load_run(workdir, step)
+      model = run.task.image_model(run.state)
+      _, _, images = _image_report.generate(model, args.mix_samples,
+                                            args.seed, prior)
+      _, logits = ext_run.task.predict_arrays(ext_run.state, images)
+      share = float(np.mean(np.argmax(logits, -1) == normal))
+      rows.append({"recipe": recipe, "step": step,
+                   "samples": args.mix_samples, "normal_generated": share})
+      print(json.dumps(rows[-1]))
+  return rows
+
+
 def table_small(args, ext, full_data) -> list[dict]:
   rows = []
   train_n = len(full_data.split("train"))
@@ -221,12 +261,15 @@ def table_small(args, ext, full_data) -> list[dict]:
 
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--table", choices=("recipes", "small"), required=True)
+  p.add_argument("--table", choices=("recipes", "mix", "small"), required=True)
   p.add_argument("--data-dir", default="../shared/data/medmnist")
   p.add_argument("--root", default="runs/gan-quality", type=pathlib.Path)
   p.add_argument("--extractor", default="runs/gan-quality/extractor")
   p.add_argument("--extractor-steps", type=int, default=2000)
   p.add_argument("--steps", type=int, default=3000)
+  p.add_argument("--checkpoint-every", type=int, default=0,
+                 help="GAN checkpoints every N steps (default: --steps)")
+  p.add_argument("--mix-samples", type=int, default=2000)
   p.add_argument("--recipes", default="dcgan-v0,default")
   p.add_argument("--recipe", default="default")
   p.add_argument("--fractions", default="1.0,0.25,0.1")
@@ -241,8 +284,9 @@ def main() -> None:
   full.data.name, full.data.data_dir = "pneumoniamnist", args.data_dir
   full_data = load_dataset(full.data)
   t0 = time.perf_counter()
-  rows = (table_recipes if args.table == "recipes" else table_small)(
-      args, ext, full_data)
+  table = {"recipes": table_recipes, "mix": table_mix,
+           "small": table_small}[args.table]
+  rows = table(args, ext, full_data)
   ext_run = load_run(ext)
   result = {"table": args.table, "steps": args.steps,
             "extractor": str(ext),
