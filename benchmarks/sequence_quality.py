@@ -112,6 +112,9 @@ MODELS = {
     "rgan-both": ("rgan", {"rgan.static_noise_dim": 8}),
     "rgan-static-d3": ("rgan", {"rgan.noise_dim": 0, "rgan.static_noise_dim": 8,
                                 "rgan.d_steps": 3}),
+    "rgan-static16-d3": ("rgan", {"rgan.noise_dim": 0,
+                                  "rgan.static_noise_dim": 16,
+                                  "rgan.d_steps": 3}),
 }
 
 
