@@ -109,6 +109,9 @@ BAD_ARGUMENTS = [
     (["--set", "gan.ema_decay=1"], ["gan.ema_decay"], 2),
     (["--d-steps", "0"], ["gan.d_steps"], 2),
     (["--r1", "-1"], ["gan.r1_weight (--r1)", "[0, inf]"], 2),
+    (["--minibatch-std", "-1"], ["gan.d_minibatch_std"], 2),
+    (["--minibatch-std", "4", "--loss", "wgan-gp", "--set",
+      "gan.d_norm=layer"], ["--minibatch-std", "wgan-gp"], 2),
 ]
 
 

@@ -98,6 +98,16 @@ class Discriminator(nn.Module):
     num_classes: 0 for an unconditional discriminator.
     norm: "batch", "layer" or "none" (never on the first block).
     ndim: spatial dims, 2 (images) or 3 (isotropic volumes).
+    minibatch_std: group size of the minibatch standard deviation feature
+      (Karras et al. 2018, "Progressive Growing of GANs"), 0 = off. In
+      training, the last block's features get one more channel: the std of
+      each feature over a group of this many consecutive examples (the whole
+      batch when it does not divide the batch), averaged over features and
+      positions. A generator that makes too little variety, or drops part of
+      the data, makes groups whose std differs from real groups', which D can
+      then see. Like batch norm, it mixes the examples of a batch, so in
+      inference mode the running mean of the statistic is used instead
+      (`batch_stats/mbstd`) and each example's logit is its own.
   """
 
   image_size: int = 28
@@ -105,6 +115,7 @@ class Discriminator(nn.Module):
   num_classes: int = 0
   norm: str = "batch"
   ndim: int = 2
+  minibatch_std: int = 0
 
   @nn.compact
   def __call__(self, x: jax.Array, labels: jax.Array | None = None, *,
@@ -135,6 +146,8 @@ class Discriminator(nn.Module):
         h = nn.LayerNorm(reduction_axes=tuple(range(1, h.ndim)),
                          name=f"ln{i}")(h)
       h = nn.leaky_relu(h, 0.2)
+    if self.minibatch_std:
+      h = self._with_minibatch_std(h, train)
     phi = h.reshape(h.shape[0], -1)  # [b, base**ndim * feats]
     logits = nn.Dense(1, name="logit")(phi)[:, 0]
     if self.num_classes:
@@ -144,3 +157,20 @@ class Discriminator(nn.Module):
                        embedding_init=nn.initializers.normal(0.02))(labels)
       logits = logits + jnp.sum(embed * phi, axis=-1)
     return logits  # [b]
+
+  def _with_minibatch_std(self, h: jax.Array, train: bool) -> jax.Array:
+    running = self.variable("batch_stats", "mbstd",
+                            lambda: jnp.zeros((), jnp.float32))
+    b = h.shape[0]
+    if train:
+      g = self.minibatch_std if b % self.minibatch_std == 0 else b
+      groups = h.reshape((b // g, g) + h.shape[1:])
+      std = jnp.sqrt(jnp.var(groups, axis=1) + 1e-8)   # [b/g, *spatial, f]
+      stat = jnp.repeat(jnp.mean(std, axis=tuple(range(1, std.ndim))), g)
+      if not self.is_initializing():
+        running.value = 0.9 * running.value + 0.1 * jnp.mean(stat)
+    else:
+      stat = jnp.full((b,), running.value)
+    channel = jnp.broadcast_to(stat.reshape((b,) + (1,) * (h.ndim - 1)),
+                               h.shape[:-1] + (1,))
+    return jnp.concatenate([h, channel.astype(h.dtype)], axis=-1)

@@ -88,3 +88,39 @@ def test_every_supported_size_by_shape_inference():
     logits = jax.eval_shape(lambda v: d.apply(v, jnp.zeros(x.shape), y,
                                               train=False), dv)
     assert logits.shape == (2,), size
+
+
+def test_minibatch_std_feature_couples_a_group_in_training_only():
+  d = Discriminator(image_size=8, width=4, norm="none", minibatch_std=4)
+  x = jax.random.normal(jax.random.key(0), (8, 8, 8, 1))
+  variables = d.init(jax.random.key(1), x, train=False)
+  assert float(variables["batch_stats"]["mbstd"]) == 0.0
+
+  def train_logits(xb):
+    out, new = d.apply(variables, xb, train=True, mutable=["batch_stats"])
+    return out, new["batch_stats"]["mbstd"]
+
+  base, running = train_logits(x)
+  moved, _ = train_logits(x.at[0].multiply(3.0))
+  changed = np.abs(np.asarray(moved - base)) > 1e-6
+  # Example 0 is in the group of examples 0..3; examples 4..7 form another.
+  assert changed[:4].all() and not changed[4:].any()
+
+  # The statistic by hand from the last block's activations: the std of
+  # each feature over a group of 4 (population std), averaged; the running
+  # mean starts at 0 and moves 10 % of the way to the batch's mean.
+  _, state = d.apply(variables, x, train=True, mutable=["batch_stats"],
+                     capture_intermediates=True)
+  convs = sorted(k for k in state["intermediates"] if k.startswith("down"))
+  h = np.asarray(jax.nn.leaky_relu(
+      state["intermediates"][convs[-1]]["__call__"][0], 0.2))
+  groups = h.reshape((2, 4) + h.shape[1:])
+  stat = np.sqrt(groups.var(axis=1) + 1e-8).reshape(2, -1).mean(axis=1)
+  np.testing.assert_allclose(float(running), 0.1 * stat.mean(), rtol=1e-5)
+
+  # Inference mode: the running statistic, so each logit is its own.
+  trained = {"params": variables["params"], "batch_stats": {"mbstd": running}}
+  alone = jnp.concatenate([d.apply(trained, x[i:i + 1], train=False)
+                           for i in range(8)])
+  together = d.apply(trained, x, train=False)
+  np.testing.assert_allclose(alone, together, rtol=1e-5, atol=1e-6)

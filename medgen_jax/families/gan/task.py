@@ -65,6 +65,8 @@ class GanTask(BaseTask):
            "separated subset of translation,cutout,color"),
       Flag("--r1", "gan.r1_weight", "gamma of the R1 penalty on D's "
            "gradient at real images (0 = off)"),
+      Flag("--minibatch-std", "gan.d_minibatch_std", "group size of D's "
+           "minibatch standard deviation feature (0 = off)"),
       Flag("--ada-target", "gan.ada_target", "ADA: adapt the augmentation "
            "probability toward this r_t (0.6); 0 = always augment"),
       *(Flag(*f) for f in VOLUME_FLAGS),
@@ -122,6 +124,13 @@ class GanTask(BaseTask):
     check_real(g.ema_decay, "gan.ema_decay", 0.0, 1.0, hi_open=True)
     check_real(g.gp_weight, "gan.gp_weight", 0.0)
     check_real(g.r1_weight, "gan.r1_weight (--r1)", 0.0)
+    mbstd = check_int(g.d_minibatch_std, "gan.d_minibatch_std "
+                      "(--minibatch-std)", 0, 4097)
+    if mbstd and GAN_LOSSES.get(g.loss).gradient_penalty:
+      raise ConfigError(
+          "--loss wgan-gp penalises each example's critic gradient alone, and "
+          "--minibatch-std makes D's output depend on the other examples; "
+          "use one or the other")
     for key, flag in (("g_learning_rate", "--g-lr"),
                       ("d_learning_rate", "--d-lr")):
       if g[key] is not None:
@@ -145,7 +154,8 @@ class GanTask(BaseTask):
         num_classes=g.num_classes, upsample=g.upsample, ndim=self.ndim)
     self.discriminator = Discriminator(
         image_size=self.size, width=g.width, num_classes=g.num_classes,
-        norm=resolved_d_norm(config), ndim=self.ndim)
+        norm=resolved_d_norm(config), ndim=self.ndim,
+        minibatch_std=int(g.d_minibatch_std))
     self.train_step = gan_step.make_gan_train_step(
         gan_step.GanStepConfig(
             loss=GAN_LOSSES.get(g.loss), latent_dim=g.latent_dim,
