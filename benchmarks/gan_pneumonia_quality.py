@@ -78,6 +78,8 @@ RECIPES = {
     "no-norm-d": {"gan.d_norm": "none"},
     # Twice the learning rate of G and D.
     "lr4e-4": {"optimizer.learning_rate": 4e-4},
+    # D's minibatch standard deviation feature over groups of 4.
+    "minibatch-std": {"gan.d_minibatch_std": 4},
     "layer-d": {"gan.d_norm": "layer"},
     "layer-d-augment": {"gan.d_norm": "layer",
                         "gan.augment": "translation,cutout"},
