@@ -71,50 +71,49 @@ def test_interpolate():
   np.testing.assert_allclose(x[1], 1.0)
 
 
-def _critic_np(x, w, v):
-  # x: [n, d] float64; critic(x) = tanh(x w) v
-  return np.tanh(x @ w) @ v
-
-
-def test_gradient_penalty_equals_finite_differences():
-  rng = np.random.default_rng(0)
-  n, h = 5, 4
+def _tanh_critic_case(seed: int, n: int, h: int, k: int):
+  """critic(x) = tanh(flat(x) w) v on [n, h, h, 1] inputs: (critic in
+  float32, the inputs, and each example's gradient by central differences
+  in float64, one coordinate at a time: [n, h * h])."""
+  rng = np.random.default_rng(seed)
   d = h * h
-  w = rng.normal(size=(d, 7)) / 3
-  v = rng.normal(size=(7,))
+  w = rng.normal(size=(d, k)) / 3
+  v = rng.normal(size=(k,))
   x = rng.normal(size=(n, h, h, 1))
 
   def critic(xb):  # [n, h, h, 1] -> [n]
     return jnp.tanh(xb.reshape(xb.shape[0], -1) @ jnp.asarray(w, jnp.float32)) \
         @ jnp.asarray(v, jnp.float32)
 
-  got = minimax.gradient_penalty(critic, jnp.asarray(x, jnp.float32))
-  assert got.shape == (n,)
-
-  # Central differences in float64, one coordinate at a time.
-  want = []
+  f = lambda flat: np.tanh(flat @ w) @ v  # noqa: E731
   eps = 1e-6
-  for i in range(n):
-    xi = x[i].reshape(1, d)
-    grad = np.zeros(d)
-    for j in range(d):
-      e = np.zeros((1, d))
-      e[0, j] = eps
-      grad[j] = (_critic_np(xi + e, w, v) - _critic_np(xi - e, w, v))[0] / (2 * eps)
-    want.append((np.linalg.norm(grad) - 1.0) ** 2)
+  grads = np.array([[(f(x[i].reshape(1, d) + eps * e) -
+                      f(x[i].reshape(1, d) - eps * e))[0] / (2 * eps)
+                     for e in np.eye(d)[:, None, :]] for i in range(n)])
+  return critic, jnp.asarray(x, jnp.float32), grads
+
+
+def test_gradient_penalty_equals_finite_differences():
+  critic, x, grads = _tanh_critic_case(0, n=5, h=4, k=7)
+  got = minimax.gradient_penalty(critic, x)
+  assert got.shape == (5,)
+  want = (np.linalg.norm(grads, axis=1) - 1.0) ** 2
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def _mixing_critic(xb):
+  """||x_j||^2 + the mean of every pixel in the batch: mixes examples, as
+  batch norm does."""
+  flat = xb.reshape(xb.shape[0], -1)
+  return jnp.sum(flat ** 2, axis=1) + jnp.mean(flat)
 
 
 def test_gradient_penalty_is_per_example():
   # A critic that mixes examples (like batch norm) must not leak between
   # examples: each example's penalty equals the penalty computed alone.
-  def mixing_critic(xb):
-    flat = xb.reshape(xb.shape[0], -1)
-    return jnp.sum(flat ** 2, axis=1) + jnp.mean(flat)
-
   x = jax.random.normal(jax.random.key(0), (4, 3, 3, 1))
-  batch = minimax.gradient_penalty(mixing_critic, x)
-  alone = jnp.stack([minimax.gradient_penalty(mixing_critic, x[i:i + 1])[0]
+  batch = minimax.gradient_penalty(_mixing_critic, x)
+  alone = jnp.stack([minimax.gradient_penalty(_mixing_critic, x[i:i + 1])[0]
                      for i in range(4)])
   np.testing.assert_allclose(batch, alone, rtol=1e-5)
   # Hand value: grad of sum(x^2) + mean over one example's 9 pixels.
@@ -124,39 +123,20 @@ def test_gradient_penalty_is_per_example():
 
 
 def test_r1_penalty_equals_finite_differences():
-  rng = np.random.default_rng(1)
-  n, h = 4, 3
-  d = h * h
-  w = rng.normal(size=(d, 5)) / 2
-  v = rng.normal(size=(5,))
-  x = rng.normal(size=(n, h, h, 1))
-
-  def critic(xb):
-    return jnp.tanh(xb.reshape(xb.shape[0], -1) @ jnp.asarray(w, jnp.float32)) \
-        @ jnp.asarray(v, jnp.float32)
-
-  got = minimax.r1_penalty(critic, jnp.asarray(x, jnp.float32))
-  assert got.shape == (n,)
-  eps = 1e-6
-  want = []
-  for i in range(n):
-    xi = x[i].reshape(1, d)
-    grad = [(_critic_np(xi + eps * e, w, v) - _critic_np(xi - eps * e, w, v))[0]
-            / (2 * eps) for e in np.eye(d)[:, None, :]]
-    want.append(np.sum(np.square(grad)))  # zero-centred: no "- 1"
-  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-7)
+  critic, x, grads = _tanh_critic_case(1, n=4, h=3, k=5)
+  got = minimax.r1_penalty(critic, x)
+  assert got.shape == (4,)
+  # Zero-centred: the squared norm itself, no "- 1".
+  np.testing.assert_allclose(got, np.sum(grads ** 2, axis=1), rtol=1e-4,
+                             atol=1e-7)
 
 
 def test_r1_penalty_of_a_batch_coupled_critic_includes_the_coupling():
   # critic_j = ||x_j||^2 + mean(all pixels of the batch): the gradient of
   # sum_j critic_j at x_i is 2 x_i + n / (n * 9) = 2 x_i + 1/9, the slope
   # the generator's gradient sees through such a critic.
-  def mixing_critic(xb):
-    flat = xb.reshape(xb.shape[0], -1)
-    return jnp.sum(flat ** 2, axis=1) + jnp.mean(flat)
-
   x = jax.random.normal(jax.random.key(2), (4, 3, 3, 1))
-  got = minimax.r1_penalty(mixing_critic, x)
+  got = minimax.r1_penalty(_mixing_critic, x)
   flat = np.asarray(x).reshape(4, -1)
   want = np.sum((2 * flat + 1 / 9) ** 2, axis=1)
   np.testing.assert_allclose(got, want, rtol=1e-5)
