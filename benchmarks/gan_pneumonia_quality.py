@@ -55,7 +55,9 @@ from medgen_jax.configs import gan as gan_config
 from medgen_jax.data.registry import load_dataset
 from medgen_jax.families import _image_report
 from medgen_jax.outputs import save_npz
-from medgen_jax.train.loop import CONFIG_FILE, load_run, train_and_evaluate
+from medgen_jax.train.checkpoint import Checkpointer
+from medgen_jax.train.loop import (CHECKPOINT_DIR, CONFIG_FILE, load_run,
+                                   train_and_evaluate)
 from medgen_jax.train.task import ReportContext
 
 # Each recipe: config overrides on configs/gan.py as it ships today.
@@ -204,8 +206,8 @@ def table_mix(args, ext, full_data) -> list[dict]:
   for recipe in args.recipes.split(","):
     workdir = args.root / f"recipe-{recipe}-s{args.steps}"
     _train(gan_config_for(args, recipe, 1.0, False), workdir)
-    steps = sorted(int(d.name) for d in (workdir / "checkpoints").iterdir()
-                   if d.name.isdigit())
+    with Checkpointer(workdir / CHECKPOINT_DIR, create=False) as ckpt:
+      steps = ckpt.all_steps()  # complete checkpoints only
     for step in steps:
       run = load_run(workdir, step)
       model = run.task.image_model(run.state)
