@@ -52,14 +52,16 @@ def test_normalised_and_equal_to_scipy(name, log_prob, dist, mean, log_scale):
   # Relative to the size of the value (tail bins reach -1e4 nats).
   np.testing.assert_allclose(lp, ref, rtol=5e-5, atol=5e-5)
   # Interior bins are the cdf differences themselves (hand check of the
-  # plain formula where it does not cancel: bins near the mean).
+  # plain formula where it does not cancel: bins near the mean). float32
+  # betainc carries ~3e-6 of absolute error in a cdf near 0.5 at df = 30,
+  # up to 2e-4 of a 0.017 bin; a wrong formula is off by far more.
   s = np.exp(log_scale)
   near = np.abs(GRID - mean) < 3 * s
   near[[0, -1]] = False
   if near.any():
     diff = (dist.cdf((GRID + HALF - mean) / s)
             - dist.cdf((GRID - HALF - mean) / s))
-    np.testing.assert_allclose(np.exp(lp[near]), diff[near], rtol=1e-4)
+    np.testing.assert_allclose(np.exp(lp[near]), diff[near], rtol=2.5e-4)
 
 
 # float32 betainc loses digits for large df/2 (to ~5e-5 at df = 200).
