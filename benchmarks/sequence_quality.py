@@ -21,6 +21,8 @@ trained once per model).
     python benchmarks/sequence_quality.py                    # all, ~40 min CPU
     python benchmarks/sequence_quality.py --datasets sines --seeds 3
     python benchmarks/sequence_quality.py --quick            # a smoke run
+    python benchmarks/sequence_quality.py --datasets sines --models '' \
+        --from-run rgan-static-d3=runs/sines-d3@15000   # score a kept run
 
 Writes benchmarks/results/sequence_quality.json and, per data set and
 model, a PNG of real vs generated traces under benchmarks/results/traces/.
@@ -148,6 +150,10 @@ def score(spec: Spec, real, real_mask, fake, fake_mask, rate, seeds):
                            real_mask, steps=spec.pred_steps,
                            output=spec.pred_output)
   out["discriminative"] = sm.repeat(disc, seeds)
+  # TimeGAN's own judge: GRU units = channels // 2 (2 for the sines), where
+  # the column above uses the stricter default of at least 4.
+  out["discriminative_timegan"] = sm.repeat(
+      functools.partial(disc, hidden=max(real.shape[2] // 2, 1)), seeds)
   out["predictive"] = sm.repeat(pred, seeds)
   out["mmd"] = float(sm.mmd(real, fake, real_mask, fake_mask))
   _, rs = sm.power_spectra(real, real_mask, rate)
@@ -164,6 +170,25 @@ def score(spec: Spec, real, real_mask, fake, fake_mask, rate, seeds):
   return out
 
 
+def parse_from_run(parser, value: str, all_specs, datasets):
+  """`LABEL=WORKDIR[@STEP]` -> (label, workdir, step or None, data set):
+  the data set whose every `data.*` setting the run's config.json shares."""
+  label, sep, rest = value.partition("=")
+  work, _, step = rest.partition("@")
+  if not sep or not label or not work or (step and not step.isdigit()):
+    parser.error(f"--from-run {value!r}: expected LABEL=WORKDIR[@STEP]")
+  config = pathlib.Path(work) / "config.json"
+  if not config.is_file():
+    parser.error(f"--from-run {value!r}: {config} is missing; pass the "
+                 "folder of a run of `medgen train rnn|rgan`")
+  data = json.loads(config.read_text()).get("data", {})
+  for name in datasets:
+    if all(data.get(k) == v for k, v in all_specs[name].data.items()):
+      return label, pathlib.Path(work), int(step) if step else None, name
+  parser.error(f"--from-run {value!r}: its data settings match none of "
+               f"--datasets {','.join(datasets)}")
+
+
 def fmt(v):
   if isinstance(v, (tuple, list)):
     return f"{v[0]:.3f} ± {v[1]:.3f}"
@@ -176,6 +201,11 @@ def main():
   p.add_argument("--models", default="rnn,rnn-mdn,rgan,rgan+supervised",
                  help=f"comma-separated, of {','.join(MODELS)}")
   p.add_argument("--seeds", type=int, default=3)
+  p.add_argument("--from-run", action="append", default=[],
+                 metavar="LABEL=WORKDIR[@STEP]",
+                 help="also score an existing run (its last or STEP's "
+                 "checkpoint) as row LABEL, beside the data set its config "
+                 "names; repeatable. With --models '' nothing is trained")
   p.add_argument("--quick", action="store_true", help="tiny budgets (smoke)")
   p.add_argument("--train-scale", type=float, default=1.0,
                  help="multiplies the generators' training steps")
@@ -186,6 +216,13 @@ def main():
   args = p.parse_args()
   all_specs = specs(pathlib.Path(args.data_dir), args.quick,
                     args.train_scale)
+  models = [m for m in args.models.split(",") if m]
+  unknown = [m for m in models if m not in MODELS]
+  if unknown:
+    p.error(f"--models: unknown {','.join(unknown)}; "
+            f"choose from {','.join(MODELS)}")
+  from_runs = [parse_from_run(p, v, all_specs, args.datasets.split(","))
+               for v in args.from_run]
   seeds = list(range(args.seeds))
   out_path = pathlib.Path(args.out)
   pictures = out_path.parent / "traces"
@@ -210,7 +247,22 @@ def main():
                    "train_steps": 0, "train_seconds": 0.0,
                    "score_seconds": time.time() - t0})
       print(rows[-1])
-      for model in args.models.split(","):
+      for label, work, step, ds in from_runs:
+        if ds != ds_name:
+          continue
+        run = load_run(work, step)
+        samples = generate_samples(run.task, run.state, n, seed=1)
+        fake, fake_mask = samples["x_norm"], samples["mask"]
+        t1 = time.time()
+        rows.append({"dataset": ds_name, "model": label,
+                     **score(spec, real, real_mask, fake, fake_mask, rate,
+                             seeds),
+                     "train_steps": int(run.step), "train_seconds": 0.0,
+                     "run": str(work), "score_seconds": time.time() - t1})
+        print(rows[-1])
+        pic = run.task.trace_picture(real, real_mask, fake)
+        save_image_grid(pictures / f"{ds_name}-{label}.png", pic)
+      for model in models:
         family, extra = MODELS[model]
         config = build_config(spec, family, extra)
         work = work_root / f"{ds_name}-{model}"
@@ -232,8 +284,8 @@ def main():
   finally:
     shutil.rmtree(work_root, ignore_errors=True)
 
-  cols = ["discriminative", "predictive", "mmd", "spectral_distance",
-          "hr_distance_bpm"]
+  cols = ["discriminative", "discriminative_timegan", "predictive", "mmd",
+          "spectral_distance", "hr_distance_bpm"]
   print("\n| data | model | " + " | ".join(cols) + " | train s |")
   print("|" + "---|" * (len(cols) + 3))
   for r in rows:
