@@ -19,9 +19,9 @@ _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_force_host_platform_device_count" not in _flags:
   _flags += " --xla_force_host_platform_device_count=8"
 # LLVM's optimisation passes are most of XLA:CPU's compile time, and a test's
-# programs run for a few steps on tiny arrays: compiling them at level 0 cuts
-# the suite's time by about half. MEDGEN_TEST_OPTIMIZE=1 tests the optimised
-# programs users run.
+# programs run for a few steps on tiny arrays: at level 0 a tiny VAE run's
+# programs compile in 26 s instead of 100 s. MEDGEN_TEST_OPTIMIZE=1 tests the
+# optimised programs users run.
 if (os.environ.get("MEDGEN_TEST_OPTIMIZE", "") != "1"
     and "xla_backend_optimization_level" not in _flags):
   _flags += " --xla_backend_optimization_level=0"
