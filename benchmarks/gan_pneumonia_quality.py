@@ -82,6 +82,9 @@ RECIPES = {
     "lr4e-4": {"optimizer.learning_rate": 4e-4},
     # D's minibatch standard deviation feature over groups of 4.
     "minibatch-std": {"gan.d_minibatch_std": 4},
+    # G without batch norm: pixel norm (per example) or nothing.
+    "g-pixel": {"gan.g_norm": "pixel"},
+    "g-none": {"gan.g_norm": "none"},
     "layer-d": {"gan.d_norm": "layer"},
     "layer-d-augment": {"gan.d_norm": "layer",
                         "gan.augment": "translation,cutout"},

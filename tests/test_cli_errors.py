@@ -110,6 +110,7 @@ BAD_ARGUMENTS = [
     (["--d-steps", "0"], ["gan.d_steps"], 2),
     (["--r1", "-1"], ["gan.r1_weight (--r1)", "[0, inf]"], 2),
     (["--minibatch-std", "-1"], ["gan.d_minibatch_std"], 2),
+    (["--g-norm", "layer"], ["gan.g_norm 'layer'", "batch, pixel, none"], 2),
     (["--minibatch-std", "4", "--loss", "wgan-gp", "--set",
       "gan.d_norm=layer"], ["--minibatch-std", "wgan-gp"], 2),
 ]

@@ -44,6 +44,7 @@ def get_config() -> ml_collections.ConfigDict:
   g.width = 64                  # channels of the last generator block
   g.upsample = "subpixel"       # subpixel | transpose
   g.d_minibatch_std = 0         # group size of D's minibatch-std feature (0 = off)
+  g.g_norm = "batch"            # G's hidden blocks: batch | pixel | none
   g.d_norm = "auto"             # auto (layer for wgan-gp, else batch) | batch | layer | none
   g.augment = ""                # DiffAugment ops for D's inputs: translation,cutout,color ("" = none)
   g.ada_target = 0.0            # > 0: ADA adapts the ops' probability toward this r_t (0.6)

@@ -28,12 +28,19 @@ from medgen_jax.models.layers import (Downsample2x, Upsample2x,
                                       num_resolution_stages)
 
 D_NORMS = ("batch", "layer", "none")
+G_NORMS = ("batch", "pixel", "none")
 MAX_FEATURES = 512
 
 
 def _check_ndim(ndim: int) -> None:
   if ndim not in (2, 3):
     raise ValueError(f"ndim must be 2 (images) or 3 (volumes), got {ndim}")
+
+
+def pixel_norm(h: jax.Array, eps: float = 1e-8) -> jax.Array:
+  """Scales each position's feature vector (last axis) to unit root mean
+  square: h / sqrt(mean(h**2) + eps). Per example and per position."""
+  return h * jax.lax.rsqrt(jnp.mean(jnp.square(h), -1, keepdims=True) + eps)
 
 
 class Generator(nn.Module):
@@ -49,6 +56,9 @@ class Generator(nn.Module):
     num_classes: 0 for an unconditional generator.
     upsample: "subpixel" or "transpose" (see models/layers.py).
     ndim: spatial dims, 2 (images) or 3 (isotropic volumes).
+    norm: after each hidden block, "batch" (DCGAN; couples the examples of a
+      training batch), "pixel" (each position's feature vector scaled to
+      unit root mean square, Karras et al. 2018; per example) or "none".
   """
 
   image_size: int = 28
@@ -57,14 +67,24 @@ class Generator(nn.Module):
   num_classes: int = 0
   upsample: str = "subpixel"
   ndim: int = 2
+  norm: str = "batch"
 
   @nn.compact
   def __call__(self, z: jax.Array, labels: jax.Array | None = None, *,
                train: bool = True) -> jax.Array:
     _check_ndim(self.ndim)
     base, stages = num_resolution_stages(self.image_size)
-    bn = lambda name: nn.BatchNorm(use_running_average=not train,
-                                   momentum=0.9, name=name)
+    if self.norm not in G_NORMS:
+      raise ValueError(f"norm must be one of {G_NORMS}, got {self.norm!r}")
+
+    def bn(name):
+      if self.norm == "batch":
+        return nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                            name=name)
+      if self.norm == "pixel":
+        return pixel_norm
+      return lambda h: h
+    bias = self.norm != "batch"  # batch norm brings its own offset
     h = z
     if self.num_classes:
       if labels is None:
@@ -73,13 +93,13 @@ class Generator(nn.Module):
           [h, nn.Embed(self.num_classes, z.shape[-1], name="label_embed")(labels)],
           axis=-1)
     feats = min(self.width * 2 ** (stages - 1), MAX_FEATURES)
-    h = nn.Dense(base ** self.ndim * feats, use_bias=False, name="project")(h)
+    h = nn.Dense(base ** self.ndim * feats, use_bias=bias, name="project")(h)
     # [b, base, base, feats] or [b, base, base, base, feats]
     h = h.reshape(h.shape[0], *(base,) * self.ndim, feats)
     h = nn.relu(bn("bn_project")(h))
     for i in range(stages - 1):
       feats = min(self.width * 2 ** (stages - 2 - i), MAX_FEATURES)
-      h = Upsample2x(feats, kind=self.upsample, use_bias=False,
+      h = Upsample2x(feats, kind=self.upsample, use_bias=bias,
                      name=f"up{i}")(h)
       h = nn.relu(bn(f"bn_up{i}")(h))
     h = Upsample2x(self.channels, kind=self.upsample, name="to_image")(h)

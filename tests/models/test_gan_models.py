@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from medgen_jax.models.gan import Discriminator, Generator
+from medgen_jax.models.gan import Discriminator, Generator, pixel_norm
 from medgen_jax.models.layers import (Upsample2x, depth_to_space,
                                       num_resolution_stages)
 
@@ -124,3 +124,38 @@ def test_minibatch_std_feature_couples_a_group_in_training_only():
                            for i in range(8)])
   together = d.apply(trained, x, train=False)
   np.testing.assert_allclose(alone, together, rtol=1e-5, atol=1e-6)
+
+
+def test_pixel_norm_by_hand():
+  h = jnp.array([[[3.0, 4.0], [0.0, 0.0]]])  # two positions of 2 features
+  got = np.asarray(pixel_norm(h))
+  # [3, 4] / sqrt((9 + 16) / 2); a zero vector stays zero.
+  np.testing.assert_allclose(got[0, 0], np.array([3.0, 4.0]) / np.sqrt(12.5),
+                             rtol=1e-6)
+  np.testing.assert_array_equal(got[0, 1], [0.0, 0.0])
+
+
+@pytest.mark.parametrize("norm", ["pixel", "none"])
+def test_generator_without_batch_norm_is_per_example(norm):
+  g = Generator(image_size=8, width=4, norm=norm)
+  z = jax.random.normal(jax.random.key(0), (4, 6))
+  variables = g.init(jax.random.key(1), z, train=True)
+  assert "batch_stats" not in variables  # nothing couples the examples
+  # With biases where batch norm's offset was.
+  assert "bias" in variables["params"]["project"]
+  together = g.apply(variables, z, train=True)
+  alone = jnp.concatenate([g.apply(variables, z[i:i + 1], train=True)
+                           for i in range(4)])
+  np.testing.assert_allclose(np.asarray(together), np.asarray(alone),
+                             atol=1e-6)
+  # A batch-norm generator in training mode is not: one example moves the rest.
+  bn = Generator(image_size=8, width=4, norm="batch")
+  bv = bn.init(jax.random.key(1), z, train=True)
+  run = lambda zz: bn.apply(bv, zz, train=True, mutable=["batch_stats"])[0]
+  assert float(jnp.max(jnp.abs(run(z)[1:] - run(z.at[0].multiply(3.0))[1:]))) > 1e-4
+
+
+def test_generator_refuses_an_unknown_norm():
+  with pytest.raises(ValueError, match="norm must be one of"):
+    Generator(image_size=8, width=4, norm="layer").init(
+        jax.random.key(0), jnp.zeros((1, 4)))

@@ -19,7 +19,7 @@ from medgen_jax.data.pipeline import (IndexSampler, uint8_to_unit_range,
 from medgen_jax.errors import ConfigError
 from medgen_jax.families.gan import step as gan_step
 from medgen_jax.families.gan.augment import parse_ops as augment_ops
-from medgen_jax.models.gan import D_NORMS, Discriminator, Generator
+from medgen_jax.models.gan import D_NORMS, G_NORMS, Discriminator, Generator
 from medgen_jax.models.layers import UPSAMPLE_KINDS, num_resolution_stages
 from medgen_jax.objectives.minimax import GAN_LOSSES
 from medgen_jax.train.optimizers import make_optimizer
@@ -65,6 +65,8 @@ class GanTask(BaseTask):
            "separated subset of translation,cutout,color"),
       Flag("--r1", "gan.r1_weight", "gamma of the R1 penalty on D's "
            "gradient at real images (0 = off)"),
+      Flag("--g-norm", "gan.g_norm", "G's normalisation: batch | pixel | "
+           "none"),
       Flag("--minibatch-std", "gan.d_minibatch_std", "group size of D's "
            "minibatch standard deviation feature (0 = off)"),
       Flag("--ada-target", "gan.ada_target", "ADA: adapt the augmentation "
@@ -99,6 +101,9 @@ class GanTask(BaseTask):
     if g.upsample not in UPSAMPLE_KINDS:
       raise ConfigError(f"gan.upsample {g.upsample!r}; expected one of "
                         f"{', '.join(UPSAMPLE_KINDS)}")
+    if g.get("g_norm", "batch") not in G_NORMS:
+      raise ConfigError(f"gan.g_norm {g.g_norm!r}; expected one of "
+                        f"{', '.join(G_NORMS)}")
     if g.d_norm != "auto" and g.d_norm not in D_NORMS:
       raise ConfigError(f"gan.d_norm {g.d_norm!r}; expected auto or one of "
                         f"{', '.join(D_NORMS)}")
@@ -151,7 +156,8 @@ class GanTask(BaseTask):
     self.ndim, self.size = image_ndim_and_size(config.data)
     self.generator = Generator(
         image_size=self.size, channels=g.channels, width=g.width,
-        num_classes=g.num_classes, upsample=g.upsample, ndim=self.ndim)
+        num_classes=g.num_classes, upsample=g.upsample, ndim=self.ndim,
+        norm=g.get("g_norm", "batch"))
     self.discriminator = Discriminator(
         image_size=self.size, width=g.width, num_classes=g.num_classes,
         norm=resolved_d_norm(config), ndim=self.ndim,
