@@ -170,6 +170,24 @@ def score(spec: Spec, real, real_mask, fake, fake_mask, rate, seeds):
   return out
 
 
+def score_run(trained, spec: Spec, label: str, test, rate, seeds, pictures,
+              **facts) -> dict:
+  """One table row: as many generated series as `test` holds, scored
+  against it, and a PNG of real vs generated traces."""
+  real, real_mask = test["x"], test["mask"]
+  samples = generate_samples(trained.task, trained.state, len(real), seed=1)
+  fake, fake_mask = samples["x_norm"], samples["mask"]
+  t0 = time.time()
+  row = {"dataset": spec.name, "model": label,
+         **score(spec, real, real_mask, fake, fake_mask, rate, seeds),
+         "train_steps": int(trained.step), **facts,
+         "score_seconds": time.time() - t0}
+  print(row)
+  save_image_grid(pictures / f"{spec.name}-{label}.png",
+                  trained.task.trace_picture(real, real_mask, fake))
+  return row
+
+
 def parse_from_run(parser, value: str, all_specs, datasets):
   """`LABEL=WORKDIR[@STEP]` -> (label, workdir, step or None, data set):
   the data set whose every `data.*` setting the run's config.json shares."""
@@ -248,20 +266,10 @@ def main():
                    "score_seconds": time.time() - t0})
       print(rows[-1])
       for label, work, step, ds in from_runs:
-        if ds != ds_name:
-          continue
-        run = load_run(work, step)
-        samples = generate_samples(run.task, run.state, n, seed=1)
-        fake, fake_mask = samples["x_norm"], samples["mask"]
-        t1 = time.time()
-        rows.append({"dataset": ds_name, "model": label,
-                     **score(spec, real, real_mask, fake, fake_mask, rate,
-                             seeds),
-                     "train_steps": int(run.step), "train_seconds": 0.0,
-                     "run": str(work), "score_seconds": time.time() - t1})
-        print(rows[-1])
-        pic = run.task.trace_picture(real, real_mask, fake)
-        save_image_grid(pictures / f"{ds_name}-{label}.png", pic)
+        if ds == ds_name:
+          rows.append(score_run(load_run(work, step), spec, label, test, rate,
+                                seeds, pictures, train_seconds=0.0,
+                                run=str(work)))
       for model in models:
         family, extra = MODELS[model]
         config = build_config(spec, family, extra)
@@ -269,18 +277,8 @@ def main():
         t0 = time.time()
         train_and_evaluate(config, work)
         seconds = time.time() - t0
-        run = load_run(work)
-        samples = generate_samples(run.task, run.state, n, seed=1)
-        fake, fake_mask = samples["x_norm"], samples["mask"]
-        t1 = time.time()
-        row = {"dataset": ds_name, "model": model,
-               **score(spec, real, real_mask, fake, fake_mask, rate, seeds),
-               "train_steps": spec.steps, "train_seconds": seconds,
-               "score_seconds": time.time() - t1}
-        rows.append(row)
-        print(row)
-        pic = run.task.trace_picture(real, real_mask, fake)
-        save_image_grid(pictures / f"{ds_name}-{model}.png", pic)
+        rows.append(score_run(load_run(work), spec, model, test, rate, seeds,
+                              pictures, train_seconds=seconds))
   finally:
     shutil.rmtree(work_root, ignore_errors=True)
 

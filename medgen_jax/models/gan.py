@@ -77,7 +77,7 @@ class Generator(nn.Module):
     if self.norm not in G_NORMS:
       raise ValueError(f"norm must be one of {G_NORMS}, got {self.norm!r}")
 
-    def bn(name):
+    def normalize(name):
       if self.norm == "batch":
         return nn.BatchNorm(use_running_average=not train, momentum=0.9,
                             name=name)
@@ -96,12 +96,12 @@ class Generator(nn.Module):
     h = nn.Dense(base ** self.ndim * feats, use_bias=bias, name="project")(h)
     # [b, base, base, feats] or [b, base, base, base, feats]
     h = h.reshape(h.shape[0], *(base,) * self.ndim, feats)
-    h = nn.relu(bn("bn_project")(h))
+    h = nn.relu(normalize("bn_project")(h))
     for i in range(stages - 1):
       feats = min(self.width * 2 ** (stages - 2 - i), MAX_FEATURES)
       h = Upsample2x(feats, kind=self.upsample, use_bias=bias,
                      name=f"up{i}")(h)
-      h = nn.relu(bn(f"bn_up{i}")(h))
+      h = nn.relu(normalize(f"bn_up{i}")(h))
     h = Upsample2x(self.channels, kind=self.upsample, name="to_image")(h)
     return jnp.tanh(h)  # [b, *(image_size,) * ndim, channels]
 

@@ -101,7 +101,7 @@ class GanTask(BaseTask):
     if g.upsample not in UPSAMPLE_KINDS:
       raise ConfigError(f"gan.upsample {g.upsample!r}; expected one of "
                         f"{', '.join(UPSAMPLE_KINDS)}")
-    if g.get("g_norm", "batch") not in G_NORMS:
+    if g.g_norm not in G_NORMS:
       raise ConfigError(f"gan.g_norm {g.g_norm!r}; expected one of "
                         f"{', '.join(G_NORMS)}")
     if g.d_norm != "auto" and g.d_norm not in D_NORMS:
@@ -157,7 +157,7 @@ class GanTask(BaseTask):
     self.generator = Generator(
         image_size=self.size, channels=g.channels, width=g.width,
         num_classes=g.num_classes, upsample=g.upsample, ndim=self.ndim,
-        norm=g.get("g_norm", "batch"))
+        norm=g.g_norm)
     self.discriminator = Discriminator(
         image_size=self.size, width=g.width, num_classes=g.num_classes,
         norm=resolved_d_norm(config), ndim=self.ndim,
