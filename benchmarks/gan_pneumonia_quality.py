@@ -85,6 +85,10 @@ RECIPES = {
     # G without batch norm: pixel norm (per example) or nothing.
     "g-pixel": {"gan.g_norm": "pixel"},
     "g-none": {"gan.g_norm": "none"},
+    # D's batch norm over real and generated images as one batch.
+    "joint-batch": {"gan.d_joint_batch": True},
+    "joint-batch-lr4e-4": {"gan.d_joint_batch": True,
+                           "optimizer.learning_rate": 4e-4},
     "layer-d": {"gan.d_norm": "layer"},
     "layer-d-augment": {"gan.d_norm": "layer",
                         "gan.augment": "translation,cutout"},

@@ -111,6 +111,11 @@ BAD_ARGUMENTS = [
     (["--r1", "-1"], ["gan.r1_weight (--r1)", "[0, inf]"], 2),
     (["--minibatch-std", "-1"], ["gan.d_minibatch_std"], 2),
     (["--g-norm", "layer"], ["gan.g_norm 'layer'", "batch, pixel, none"], 2),
+    (["--g-width", "0"], ["gan.g_width (--g-width)"], 2),
+    (["--d-joint-batch", "--minibatch-std", "4"],
+     ["--d-joint-batch", "--minibatch-std"], 2),
+    (["--d-joint-batch", "--set", "gan.d_norm=layer"],
+     ["--d-joint-batch", "batch norm in D"], 2),
     (["--minibatch-std", "4", "--loss", "wgan-gp", "--set",
       "gan.d_norm=layer"], ["--minibatch-std", "wgan-gp"], 2),
 ]

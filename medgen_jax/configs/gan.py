@@ -41,10 +41,12 @@ def get_config() -> ml_collections.ConfigDict:
   g.d_learning_rate = config_dict.placeholder(float)  # None: optimizer.learning_rate
   g.latent_dim = 64
   g.conditional = False         # class-conditional G and projection D
-  g.width = 64                  # channels of the last generator block
+  g.width = 64                  # channels of G's last block and D's first
+  g.g_width = config_dict.placeholder(int)  # G's alone (None: width)
   g.upsample = "subpixel"       # subpixel | transpose
   g.d_minibatch_std = 0         # group size of D's minibatch-std feature (0 = off)
   g.g_norm = "batch"            # G's hidden blocks: batch | pixel | none
+  g.d_joint_batch = False       # D's batch norm sees real and generated images as one batch
   g.d_norm = "auto"             # auto (layer for wgan-gp, else batch) | batch | layer | none
   g.augment = ""                # DiffAugment ops for D's inputs: translation,cutout,color ("" = none)
   g.ada_target = 0.0            # > 0: ADA adapts the ops' probability toward this r_t (0.6)

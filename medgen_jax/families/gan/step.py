@@ -48,6 +48,7 @@ class GanStepConfig:
   augment: tuple[str, ...] = ()   # DiffAugment ops for D's inputs
   ada_target: float = 0.0         # > 0: ADA adapts p toward this r_t
   ada_kimg: float = 100.0         # thousands of images for p to move by 1
+  joint_batch: bool = False       # D sees [real; fake] as one batch (shared BN)
 
   @property
   def adaptive(self) -> bool:
@@ -64,15 +65,39 @@ def apply_model(state: TrainState, params, *args, train: bool = True):
   return state.apply_fn(variables, *args, train=train), state.batch_stats
 
 
+def _joint(a: jax.Array | None, b: jax.Array | None):
+  return None if a is None else jnp.concatenate([a, b], axis=0)
+
+
+def discriminate(cfg: GanStepConfig, disc: TrainState, params, real, fake,
+                 y_real, y_fake):
+  """D's logits on real and on generated images: (real, fake, batch_stats).
+
+  Separate batches (DCGAN's habit): batch norm in D normalises the real
+  batch with real statistics and the generated batch with its own, so each
+  batch's feature means and variances are removed before D judges it. With
+  `cfg.joint_batch` D sees [real; fake] as one batch: both are normalised
+  with the same statistics, and a generator whose batch is shifted from the
+  real one (e.g. too few images of a class) stays visible to D.
+  """
+  if cfg.joint_batch:
+    logits, stats = apply_model(disc, params, _joint(real, fake),
+                                _joint(y_real, y_fake))
+    return logits[:real.shape[0]], logits[real.shape[0]:], stats
+  real_logits, stats = apply_model(disc, params, real, y_real)
+  fake_logits, stats = apply_model(disc.replace(batch_stats=stats), params,
+                                   fake, y_fake)
+  return real_logits, fake_logits, stats
+
+
 def discriminator_loss_fn(cfg: GanStepConfig, disc: TrainState):
   """Per-example loss of D's params on {real, fake, label} (+ GP key)."""
 
   def loss_fn(d_params, batch, key) -> LossOutput:
     real, fake = batch["real"], batch["fake"]  # [b, h, w, c] each
     y = batch["label"] if cfg.conditional else None
-    real_logits, stats = apply_model(disc, d_params, real, y)
-    fake_logits, stats = apply_model(disc.replace(batch_stats=stats),
-                                     d_params, fake, y)
+    real_logits, fake_logits, stats = discriminate(cfg, disc, d_params,
+                                                   real, fake, y, y)
     losses = cfg.loss.discriminator(real_logits, fake_logits)  # [b]
     metrics = {"d_real_logit": jnp.mean(real_logits),
                "d_fake_logit": jnp.mean(fake_logits)}
@@ -80,7 +105,8 @@ def discriminator_loss_fn(cfg: GanStepConfig, disc: TrainState):
       metrics["d_real_sign"] = jnp.mean(jnp.sign(real_logits))
     if cfg.r1_weight > 0:
       r1 = minimax.r1_penalty(
-          lambda x: apply_model(disc, d_params, x, y)[0], real)
+          lambda x: discriminate(cfg, disc, d_params, x, fake, y, y)[0],
+          real)
       losses = losses + 0.5 * cfg.r1_weight * r1
       metrics["r1_penalty"] = jnp.mean(r1)
     if cfg.loss.gradient_penalty:
@@ -103,14 +129,22 @@ def discriminator_loss_fn(cfg: GanStepConfig, disc: TrainState):
 
 def generator_loss_fn(cfg: GanStepConfig, gen: TrainState, disc: TrainState,
                       augment_p=1.0):
-  """Per-example loss of G's params on {z, label}."""
+  """Per-example loss of G's params on {z, label} (+ {real, real_label}:
+  the real batch D normalises the fakes with when `cfg.joint_batch`)."""
 
   def loss_fn(g_params, batch, key) -> LossOutput:
     y = batch["label"] if cfg.conditional else None
     fake, g_stats = apply_model(gen, g_params, batch["z"], y)
     # Differentiable, so G learns through the transforms D sees.
     fake = aug.augment(fake, key, cfg.augment, augment_p)
-    fake_logits, _ = apply_model(disc, disc.params, fake, y)
+    if cfg.joint_batch:
+      real = aug.augment(batch["real"], jax.random.fold_in(key, 1),
+                         cfg.augment, augment_p)
+      y_real = batch["real_label"] if cfg.conditional else None
+      _, fake_logits, _ = discriminate(cfg, disc, disc.params, real, fake,
+                                       y_real, y)
+    else:
+      fake_logits, _ = apply_model(disc, disc.params, fake, y)
     return LossOutput(cfg.loss.generator(fake_logits), {}, g_stats)
 
   return loss_fn
@@ -147,12 +181,15 @@ def make_gan_train_step(cfg: GanStepConfig,
       metrics["augment_p"] = new_p
     return state.replace(disc=disc), metrics
 
-  def g_update(state: GANState, labels, key):
+  def g_update(state: GANState, real, labels, key):
     z = jax.random.normal(key, (labels.shape[0], cfg.latent_dim))
+    batch = {"z": z, "label": labels}
+    if cfg.joint_batch:  # only then does G's step see real images
+      batch.update(real=real, real_label=labels)
     gen, info = update(state.gen,
                        generator_loss_fn(cfg, state.gen, state.disc,
                                          probability(state)),
-                       {"z": z, "label": labels}, key,
+                       batch, key,
                        gradient_fn=gradient_fn)
     decay = ema_decay_at(state.gen.step, cfg.ema_decay)
     # optax's Polyak average t*a + (1-t)*b with t = decay, a = the average:
@@ -175,7 +212,8 @@ def make_gan_train_step(cfg: GanStepConfig,
     for k in range(d_steps):
       state, d_metrics = d_update(state, batch["image"][k], batch["label"][k],
                                   keys[k])
-    state, g_metrics = g_update(state, batch["label"][-1], keys[-1])
+    state, g_metrics = g_update(state, batch["image"][-1], batch["label"][-1],
+                                keys[-1])
     return state, {**d_metrics, **g_metrics}
 
   return step

@@ -58,6 +58,8 @@ class GanTask(BaseTask):
            "discriminator learning rate (default --lr)"),
       Flag("--latent-dim", "gan.latent_dim", "size of z"),
       Flag("--width", "gan.width", "channels of G's last block / D's first"),
+      Flag("--g-width", "gan.g_width", "channels of G's last block, if "
+           "not --width (G's capacity alone)"),
       Flag("--upsample", "gan.upsample", "subpixel | transpose"),
       Flag("--conditional", "gan.conditional",
            "condition G and D on the class labels", const=True),
@@ -69,6 +71,9 @@ class GanTask(BaseTask):
            "none"),
       Flag("--minibatch-std", "gan.d_minibatch_std", "group size of D's "
            "minibatch standard deviation feature (0 = off)"),
+      Flag("--d-joint-batch", "gan.d_joint_batch", "D judges real and "
+           "generated images as one batch, so its batch norm normalises "
+           "both with the same statistics", const=True),
       Flag("--ada-target", "gan.ada_target", "ADA: adapt the augmentation "
            "probability toward this r_t (0.6); 0 = always augment"),
       *(Flag(*f) for f in VOLUME_FLAGS),
@@ -125,6 +130,8 @@ class GanTask(BaseTask):
                         "--augment translation,cutout,color)")
     check_int(g.latent_dim, "gan.latent_dim (--latent-dim)", 1, 4097)
     check_int(g.width, "gan.width (--width)", 1, 4097)
+    if g.g_width is not None:
+      check_int(g.g_width, "gan.g_width (--g-width)", 1, 4097)
     check_int(g.d_steps, "gan.d_steps (--d-steps)", 1, 101)
     check_real(g.ema_decay, "gan.ema_decay", 0.0, 1.0, hi_open=True)
     check_real(g.gp_weight, "gan.gp_weight", 0.0)
@@ -136,6 +143,11 @@ class GanTask(BaseTask):
           "--loss wgan-gp penalises each example's critic gradient alone, and "
           "--minibatch-std makes D's output depend on the other examples; "
           "use one or the other")
+    if g.d_joint_batch and (resolved_d_norm(config) != "batch" or mbstd):
+      raise ConfigError(
+          "--d-joint-batch shares D's batch-norm statistics between real and "
+          "generated images; it needs batch norm in D (gan.d_norm batch or "
+          "auto) and no --minibatch-std, whose groups would mix the two")
     for key, flag in (("g_learning_rate", "--g-lr"),
                       ("d_learning_rate", "--d-lr")):
       if g[key] is not None:
@@ -155,7 +167,8 @@ class GanTask(BaseTask):
     self.conditional = bool(g.num_classes)
     self.ndim, self.size = image_ndim_and_size(config.data)
     self.generator = Generator(
-        image_size=self.size, channels=g.channels, width=g.width,
+        image_size=self.size, channels=g.channels,
+        width=g.width if g.g_width is None else g.g_width,
         num_classes=g.num_classes, upsample=g.upsample, ndim=self.ndim,
         norm=g.g_norm)
     self.discriminator = Discriminator(
@@ -168,7 +181,8 @@ class GanTask(BaseTask):
             conditional=self.conditional, gp_weight=g.gp_weight,
             r1_weight=float(g.r1_weight),
             ema_decay=g.ema_decay, augment=augment_ops(g.augment),
-            ada_target=float(g.ada_target), ada_kimg=float(g.ada_kimg)),
+            ada_target=float(g.ada_target), ada_kimg=float(g.ada_kimg),
+            joint_batch=bool(g.d_joint_batch)),
         gradient_fn=make_gradient_fn(config))
     self._sample = jax.jit(gan_step.make_sample_fn(self.generator,
                                                    self.conditional))
