@@ -37,7 +37,7 @@ import pytest  # noqa: E402
 # GAN fields given to tiny_gan_config by their short name.
 _GAN_FIELDS = ("loss", "d_steps", "ema_decay", "gp_weight", "conditional",
                "width", "latent_dim", "upsample", "d_norm", "r1_weight",
-               "d_joint_batch", "g_width")
+               "d_joint_batch", "g_width", "d_pack")
 
 
 @pytest.fixture(scope="session")

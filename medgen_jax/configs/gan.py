@@ -46,6 +46,7 @@ def get_config() -> ml_collections.ConfigDict:
   g.upsample = "subpixel"       # subpixel | transpose
   g.d_minibatch_std = 0         # group size of D's minibatch-std feature (0 = off)
   g.g_norm = "batch"            # G's hidden blocks: batch | pixel | none
+  g.d_pack = 1                  # PacGAN: D judges packs of this many examples (1 = off)
   g.d_joint_batch = False       # D's batch norm sees real and generated images as one batch
   g.d_norm = "auto"             # auto (layer for wgan-gp, else batch) | batch | layer | none
   g.augment = ""                # DiffAugment ops for D's inputs: translation,cutout,color ("" = none)

@@ -27,15 +27,17 @@ def _setup(config):
 # discriminator steps, with or without labels), not of the loss: two cases
 # cover it. The other losses' values are tested in tests/objectives, and a
 # conditional hinge run trains through the CLI in tests/test_cli.py.
-@pytest.mark.parametrize("loss,d_steps,conditional,r1,joint", [
-    ("nonsaturating", 1, False, 0.0, False),
-    ("wgan-gp", 2, True, 1.0, False),
-    ("nonsaturating", 1, True, 0.5, True),  # D's batch norm over [real; fake]
+@pytest.mark.parametrize("loss,d_steps,conditional,r1,extra", [
+    ("nonsaturating", 1, False, 0.0, {}),
+    ("wgan-gp", 2, True, 1.0, {}),
+    # D's batch norm over [real; fake]
+    ("nonsaturating", 1, True, 0.5, {"d_joint_batch": True}),
+    ("nonsaturating", 1, False, 0.5, {"d_pack": 2}),  # PacGAN
 ])
 def test_step_compiles_once_and_updates(tiny_config, loss, d_steps, conditional,
-                                        r1, joint):
+                                        r1, extra):
   config = tiny_config(loss=loss, d_steps=d_steps, conditional=conditional,
-                       r1_weight=r1, d_joint_batch=joint)
+                       r1_weight=r1, **extra)
   task, state, batch_at = _setup(config)
   params0 = jax.tree.map(np.asarray, state.gen.params)
 

@@ -159,3 +159,23 @@ def test_generator_refuses_an_unknown_norm():
   with pytest.raises(ValueError, match="norm must be one of"):
     Generator(image_size=8, width=4, norm="layer").init(
         jax.random.key(0), jnp.zeros((1, 4)))
+
+
+def test_packing_discriminator_judges_channel_stacked_pairs():
+  # PacGAN with m = 2: D's logit for examples (0, 1) is an ordinary D's
+  # logit for the one 2-channel image [x0 | x1], repeated for both members.
+  x = jax.random.normal(jax.random.key(0), (6, 8, 8, 1))
+  packed = Discriminator(image_size=8, width=4, norm="none", pack=2)
+  plain = Discriminator(image_size=8, width=4, norm="none")
+  variables = packed.init(jax.random.key(1), x)
+  got = packed.apply(variables, x)
+  pairs = jnp.concatenate([x[0::2], x[1::2]], axis=-1)  # [3, 8, 8, 2]
+  want = plain.apply(variables, pairs)
+  assert got.shape == (6,)
+  np.testing.assert_allclose(got, jnp.repeat(want, 2), rtol=1e-6)
+  # The pack's members are judged together: changing one moves both logits.
+  moved = packed.apply(variables, x.at[1].set(0.0))
+  assert abs(float(moved[0] - got[0])) > 1e-4
+  np.testing.assert_array_equal(moved[2:], got[2:])
+  with pytest.raises(ValueError, match="multiple of 2"):
+    packed.apply(variables, x[:5])

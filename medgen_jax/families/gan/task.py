@@ -71,6 +71,8 @@ class GanTask(BaseTask):
            "none"),
       Flag("--minibatch-std", "gan.d_minibatch_std", "group size of D's "
            "minibatch standard deviation feature (0 = off)"),
+      Flag("--pack", "gan.d_pack", "PacGAN: D judges packs of this many "
+           "examples at once (1 = off; 2 penalises dropped modes)"),
       Flag("--d-joint-batch", "gan.d_joint_batch", "D judges real and "
            "generated images as one batch, so its batch norm normalises "
            "both with the same statistics", const=True),
@@ -143,6 +145,19 @@ class GanTask(BaseTask):
           "--loss wgan-gp penalises each example's critic gradient alone, and "
           "--minibatch-std makes D's output depend on the other examples; "
           "use one or the other")
+    pack = check_int(g.d_pack, "gan.d_pack (--pack)", 1, 65)
+    if pack > 1:
+      if g.conditional:
+        raise ConfigError("--pack judges several examples at once, each "
+                          "with its own label; use it without --conditional")
+      if GAN_LOSSES.get(g.loss).gradient_penalty:
+        raise ConfigError("--loss wgan-gp penalises each example's critic "
+                          "gradient alone, and --pack judges examples in "
+                          "packs; use one or the other")
+      if config.train.batch_size % pack:
+        raise ConfigError(f"--pack {pack} needs a batch size that is a "
+                          f"multiple of it; got --batch-size "
+                          f"{config.train.batch_size}")
     if g.d_joint_batch and (resolved_d_norm(config) != "batch" or mbstd):
       raise ConfigError(
           "--d-joint-batch shares D's batch-norm statistics between real and "
@@ -174,7 +189,7 @@ class GanTask(BaseTask):
     self.discriminator = Discriminator(
         image_size=self.size, width=g.width, num_classes=g.num_classes,
         norm=resolved_d_norm(config), ndim=self.ndim,
-        minibatch_std=int(g.d_minibatch_std))
+        minibatch_std=int(g.d_minibatch_std), pack=int(g.d_pack))
     self.train_step = gan_step.make_gan_train_step(
         gan_step.GanStepConfig(
             loss=GAN_LOSSES.get(g.loss), latent_dim=g.latent_dim,
@@ -210,7 +225,7 @@ class GanTask(BaseTask):
     k_g, k_d = jax.random.split(key)
     z = jnp.zeros((2, g.latent_dim))
     y = jnp.zeros((2,), jnp.int32) if self.conditional else None
-    x = jnp.zeros((2,) + (self.size,) * self.ndim + (g.channels,))
+    x = jnp.zeros((2 * g.d_pack,) + (self.size,) * self.ndim + (g.channels,))
     g_vars = self.generator.init(k_g, z, y, train=False)
     d_vars = self.discriminator.init(k_d, x, y, train=False)
     lr = c.optimizer.learning_rate
@@ -267,6 +282,7 @@ class GanTask(BaseTask):
       for name in ("train", "val"):
         split = dataset.split(name)
         idx = np.random.default_rng(0).permutation(len(split))[:EVAL_EXAMPLES]
+        idx = idx[:len(idx) - len(idx) % self.config.gan.d_pack]  # whole packs
         out.scalars[f"eval/d_logit_{name}"] = float(self._d_mean(
             state, uint8_to_unit_range(split["image"][idx]),
             split["label"][idx]))
@@ -307,14 +323,18 @@ class GanTask(BaseTask):
     """The EMA generator (inference mode) and D's logit as an ImageModel."""
     disc = state.disc
     conditional = self.conditional
+    pack = int(self.config.gan.d_pack)
 
     def decode(z, labels):
       return unit_range_to_uint8(self.sample(state, jnp.asarray(z),
                                              jnp.asarray(labels)))
 
     def critic(x, labels):
-      return disc.apply_fn(disc.variables(disc.params), x,
-                           labels if conditional else None, train=False)
+      # A packing D judges each image as a pack of that image's copies.
+      logits = disc.apply_fn(disc.variables(disc.params),
+                             jnp.repeat(x, pack, axis=0),
+                             labels if conditional else None, train=False)
+      return logits[::pack]
 
     return _image_report.ImageModel(
         decode=decode, latent_dim=self.config.gan.latent_dim,
