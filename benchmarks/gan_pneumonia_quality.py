@@ -87,8 +87,10 @@ RECIPES = {
     "g-none": {"gan.g_norm": "none"},
     # D's batch norm over real and generated images as one batch.
     "joint-batch": {"gan.d_joint_batch": True},
-    "joint-batch-lr4e-4": {"gan.d_joint_batch": True,
-                           "optimizer.learning_rate": 4e-4},
+    # PacGAN: D judges pairs of examples.
+    "pack2": {"gan.d_pack": 2},
+    # G twice as wide as D.
+    "g-width-128": {"gan.g_width": 128},
     "layer-d": {"gan.d_norm": "layer"},
     "layer-d-augment": {"gan.d_norm": "layer",
                         "gan.augment": "translation,cutout"},
