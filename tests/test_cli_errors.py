@@ -115,6 +115,7 @@ BAD_ARGUMENTS = [
     (["--pack", "0"], ["gan.d_pack (--pack)"], 2),
     (["--pack", "2", "--conditional"], ["--pack", "--conditional"], 2),
     (["--pack", "3", "--batch-size", "8"], ["--pack 3", "--batch-size 8"], 2),
+    (["--pack", "2", "--r1", "0.1"], ["--r1", "--pack"], 2),
     (["--pack", "2", "--loss", "wgan-gp", "--set", "gan.d_norm=layer"],
      ["--pack", "wgan-gp"], 2),
     (["--d-joint-batch", "--minibatch-std", "4"],

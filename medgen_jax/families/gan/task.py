@@ -154,6 +154,10 @@ class GanTask(BaseTask):
         raise ConfigError("--loss wgan-gp penalises each example's critic "
                           "gradient alone, and --pack judges examples in "
                           "packs; use one or the other")
+      if g.r1_weight > 0:
+        raise ConfigError("--r1 penalises D's slope at each real image, and "
+                          "--pack gives one logit per pack of images; use "
+                          "one or the other")
       if config.train.batch_size % pack:
         raise ConfigError(f"--pack {pack} needs a batch size that is a "
                           f"multiple of it; got --batch-size "
