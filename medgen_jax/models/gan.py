@@ -163,11 +163,11 @@ class Discriminator(nn.Module):
       if b % m:
         raise ValueError(f"a discriminator packing {m} examples needs a "
                          f"batch that is a multiple of {m}, got {b}")
+      if labels is not None:
+        raise ValueError("packing is for unconditional discriminators")
       # [b, *spatial, c] -> [b/m, *spatial, m*c]: member j's channels at j*c.
       h = jnp.moveaxis(x.reshape((b // m, m) + x.shape[1:]), 1, -2)
       h = h.reshape(h.shape[:-2] + (m * x.shape[-1],))
-      if labels is not None:
-        raise ValueError("packing is for unconditional discriminators")
     for i in range(stages):
       feats = min(self.width * 2 ** i, MAX_FEATURES)
       use_bias = i == 0 or self.norm == "none"

@@ -157,8 +157,7 @@ def test_joint_batch_generator_loss_sees_fakes_beside_the_real_batch(
                                joint_batch=True)
   out = gan_step.generator_loss_fn(cfg, state.gen, state.disc)(
       state.gen.params, {"z": z, "label": np.zeros(len(z), np.int32),
-                         "real": real, "real_label": np.zeros(len(z),
-                                                                np.int32)},
+                         "real": real},
       jax.random.key(0))
   fake = state.gen.apply_fn(state.gen.variables(state.gen.params), z, None,
                             train=True, mutable=["batch_stats"])[0]

@@ -129,8 +129,9 @@ def discriminator_loss_fn(cfg: GanStepConfig, disc: TrainState):
 
 def generator_loss_fn(cfg: GanStepConfig, gen: TrainState, disc: TrainState,
                       augment_p=1.0):
-  """Per-example loss of G's params on {z, label} (+ {real, real_label}:
-  the real batch D normalises the fakes with when `cfg.joint_batch`)."""
+  """Per-example loss of G's params on {z, label} (+ real: the real batch,
+  of the same labels, that D normalises the fakes with when
+  `cfg.joint_batch`)."""
 
   def loss_fn(g_params, batch, key) -> LossOutput:
     y = batch["label"] if cfg.conditional else None
@@ -140,9 +141,8 @@ def generator_loss_fn(cfg: GanStepConfig, gen: TrainState, disc: TrainState,
     if cfg.joint_batch:
       real = aug.augment(batch["real"], jax.random.fold_in(key, 1),
                          cfg.augment, augment_p)
-      y_real = batch["real_label"] if cfg.conditional else None
       _, fake_logits, _ = discriminate(cfg, disc, disc.params, real, fake,
-                                       y_real, y)
+                                       y, y)
     else:
       fake_logits, _ = apply_model(disc, disc.params, fake, y)
     return LossOutput(cfg.loss.generator(fake_logits), {}, g_stats)
@@ -185,7 +185,7 @@ def make_gan_train_step(cfg: GanStepConfig,
     z = jax.random.normal(key, (labels.shape[0], cfg.latent_dim))
     batch = {"z": z, "label": labels}
     if cfg.joint_batch:  # only then does G's step see real images
-      batch.update(real=real, real_label=labels)
+      batch["real"] = real  # G's fakes take this batch's labels
     gen, info = update(state.gen,
                        generator_loss_fn(cfg, state.gen, state.disc,
                                          probability(state)),
