@@ -93,6 +93,13 @@ def _shared_flags():
       Flag("--seed", "seed", "initialisation and step randomness"),
       Flag("--optimizer", "optimizer.name", "adam | rmsprop | sgd"),
       Flag("--lr", "optimizer.learning_rate", "learning rate"),
+      Flag("--lr-schedule", "optimizer.schedule",
+           "constant (default) | linear | cosine: decay the learning rate "
+           "to --set optimizer.final_lr_fraction of it (default 0)"),
+      Flag("--lr-decay-begin", "optimizer.decay_begin",
+           "step where the decay begins (default 0)"),
+      Flag("--lr-decay-end", "optimizer.decay_end",
+           "step where the decay ends (default: --steps)"),
       Flag("--num-devices", "train.num_devices",
            "data-parallel over this many local devices (0 = all)"),
       Flag("--log-every", "train.log_every", "metrics.jsonl every N steps"),

@@ -58,6 +58,14 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.optimizer.momentum = 0.0    # sgd: heavy-ball momentum (0 = plain SGD)
   c.optimizer.decay = 0.9       # rmsprop: decay of the squared-gradient average
   c.optimizer.grad_clip = 0.0   # global-norm clipping of the mean gradient, 0 = off
+  # Learning-rate schedule: constant (the default), or a linear / cosine decay
+  # from the learning rate to final_lr_fraction of it, between steps
+  # decay_begin and decay_end (0 = the run's train.steps; a run resumed with
+  # more --steps then stretches the decay, so set it to keep it fixed).
+  c.optimizer.schedule = "constant"  # constant | linear | cosine
+  c.optimizer.decay_begin = 0
+  c.optimizer.decay_end = 0
+  c.optimizer.final_lr_fraction = 0.0
 
   # Differentially private training (DP-SGD) will plug in here through the
   # gradient function of train/update.py; until it lands, enabling it is
@@ -97,6 +105,24 @@ def check_real(value, path: str, lo: float = -math.inf, hi: float = math.inf,
   return v
 
 
+SCHEDULES = ("constant", "linear", "cosine")
+
+
+def check_schedule(o, train_steps: int) -> None:
+  """The optimizer section's learning-rate schedule fields, by meaning."""
+  if o.schedule not in SCHEDULES:
+    raise ConfigError(f"optimizer.schedule must be one of {', '.join(SCHEDULES)}"
+                      f", got {o.schedule!r} (--lr-schedule)")
+  begin = check_int(o.decay_begin, "optimizer.decay_begin", 0)
+  end = check_int(o.decay_end, "optimizer.decay_end", 0) or train_steps
+  check_real(o.final_lr_fraction, "optimizer.final_lr_fraction", 0.0, 1.0)
+  if o.schedule != "constant" and end <= begin:
+    raise ConfigError(
+        f"optimizer.decay_begin ({begin}) must be before the decay's end "
+        f"({end}, optimizer.decay_end or else train.steps); pass "
+        "--lr-decay-begin below --steps")
+
+
 def validate_base(config) -> None:
   """Checks the base fields by meaning; raises ConfigError naming the field."""
   if not isinstance(config.family, str) or not config.family:
@@ -121,6 +147,7 @@ def validate_base(config) -> None:
   check_real(o.momentum, "optimizer.momentum", 0.0, 1.0, hi_open=True)
   check_real(o.decay, "optimizer.decay", 0.0, 1.0, hi_open=True)
   check_real(o.grad_clip, "optimizer.grad_clip", 0.0)
+  check_schedule(o, t.steps)
   p = config.privacy
   check_real(p.l2_clip, "privacy.l2_clip", 0.0, lo_open=True)
   check_real(p.noise_multiplier, "privacy.noise_multiplier", 0.0)

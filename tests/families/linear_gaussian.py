@@ -132,7 +132,8 @@ class LinearGaussianTask(BaseTask):
     params = self.model.init(key, jnp.zeros((1, DIM)))["params"]
     return TrainState.create(apply_fn=self.model.apply, params=params,
                              tx=make_optimizer(self.config.optimizer,
-                                               self.config.optimizer.learning_rate))
+                                               self.config.optimizer.learning_rate,
+                                               self.config.train.steps))
 
   def evaluate(self, state, step, dataset):
     val = dataset.split("val")["x"]

@@ -60,6 +60,24 @@ def test_resumed_run_equals_uninterrupted(tiny_config, tiny_gan_run, tmp_path):
   assert [r["step"] for r in records] == [2, 3, 4, 6]
 
 
+def test_scheduled_run_resumes_exactly(tiny_config, tiny_gan_run, tmp_path):
+  # The schedule's count is part of the checkpoint: a run with a learning-
+  # rate decay, stopped at step 3 and resumed, equals the uninterrupted one
+  # (decay_end is fixed, so both decay over the same steps), and the decay
+  # changes the result (the constant-rate run differs).
+  sched = {"optimizer.schedule": "linear", "optimizer.decay_begin": 2,
+           "optimizer.decay_end": 6}
+  full = train_and_evaluate(tiny_config(**sched), tmp_path / "full")["state"]
+  train_and_evaluate(tiny_config(**sched, **{"train.steps": 3}),
+                     tmp_path / "split")
+  resumed = train_and_evaluate(tiny_config(**sched), tmp_path / "split",
+                               resume=True)["state"]
+  chex.assert_trees_all_equal(_leaves(resumed), _leaves(full))
+  constant = tiny_gan_run["out"]["state"]
+  assert not np.allclose(np.asarray(jax.tree.leaves(full.gen.params)[0]),
+                         np.asarray(jax.tree.leaves(constant.gen.params)[0]))
+
+
 def test_interrupt_keeps_last_checkpoint_and_resume_is_exact(
     tiny_config, tiny_gan_run, tmp_path, monkeypatch):
   full = tiny_gan_run["out"]["state"]

@@ -235,11 +235,12 @@ class GanTask(BaseTask):
     lr = c.optimizer.learning_rate
     gen = TrainState.create(
         apply_fn=self.generator.apply, params=g_vars["params"],
-        tx=make_optimizer(c.optimizer, g.g_learning_rate or lr),
+        tx=make_optimizer(c.optimizer, g.g_learning_rate or lr, c.train.steps),
         batch_stats=g_vars.get("batch_stats", {}))
     disc = TrainState.create(
         apply_fn=self.discriminator.apply, params=d_vars["params"],
-        tx=make_optimizer(c.optimizer, g.d_learning_rate or lr),
+        tx=make_optimizer(c.optimizer, g.d_learning_rate or lr, c.train.steps,
+                          updates_per_step=g.d_steps),
         batch_stats=d_vars.get("batch_stats", {}))
     adaptive = bool(augment_ops(g.augment)) and g.ada_target > 0
     return GANState(gen=gen, disc=disc, ema_params=gen.params,

@@ -109,13 +109,15 @@ class RganTask(SeriesTask):
     s_params = cfg.supervisor.init(k_s, x)["params"]
     opt = self.config.optimizer
 
-    def state(model, params):
-      return TrainState.create(apply_fn=model.apply, params=params,
-                               tx=make_optimizer(opt, opt.learning_rate))
+    def state(model, params, updates_per_step=1):
+      return TrainState.create(
+          apply_fn=model.apply, params=params,
+          tx=make_optimizer(opt, opt.learning_rate, self.config.train.steps,
+                            updates_per_step))
 
     return rgan_step.RganState(
         gen=state(cfg.generator, g_params),
-        disc=state(cfg.discriminator, d_params),
+        disc=state(cfg.discriminator, d_params, g.d_steps),
         sup=state(cfg.supervisor, s_params), ema_params=g_params)
 
   # -- batches: d_steps real batches stacked on a leading axis ---------------------

@@ -108,7 +108,8 @@ class RnnTask(SeriesTask):
     return TrainState.create(
         apply_fn=self.model.apply, params=params,
         tx=make_optimizer(self.config.optimizer,
-                          self.config.optimizer.learning_rate))
+                          self.config.optimizer.learning_rate,
+                          self.config.train.steps))
 
   # -- evaluation -------------------------------------------------------------------
   def held_out_nll(self, params, batch) -> float:

@@ -185,7 +185,8 @@ class SurvivalTask(BaseTask):
     return TrainState.create(
         apply_fn=self.model.apply, params=params,
         tx=make_optimizer(self.config.optimizer,
-                          self.config.optimizer.learning_rate))
+                          self.config.optimizer.learning_rate,
+                          self.config.train.steps))
 
   def _dummy_batch(self, n: int) -> dict[str, jax.Array]:
     s = self.config.survival

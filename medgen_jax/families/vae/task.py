@@ -211,7 +211,8 @@ class VaeTask(BaseTask):
     return TrainState.create(
         apply_fn=self.model.apply, params=params,
         tx=make_optimizer(self.config.optimizer,
-                          self.config.optimizer.learning_rate))
+                          self.config.optimizer.learning_rate,
+                          self.config.train.steps))
 
   def to_batch(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Dataset arrays of some examples -> the step's batch schema."""
