@@ -96,6 +96,17 @@ def test_cosine_decay_ends_at_train_steps_by_default():
                              atol=1e-7)
 
 
+def test_adam_before_the_decay_equals_constant_adam_bit_for_bit():
+  # A run with --lr-decay-begin B takes exactly the constant run's steps up
+  # to B, so its first B steps reproduce a constant-rate run.
+  grads = [[0.3, -1.2], [2.0, 0.1], [-0.7, 0.4]]
+  held = _updates(make_optimizer(_cfg("adam", schedule="cosine",
+                                      decay_begin=3), 2e-4, 10), grads)
+  plain = _updates(make_optimizer(_cfg("adam"), 2e-4, 10), grads)
+  for a, b in zip(held, plain):
+    np.testing.assert_array_equal(a, b)
+
+
 def test_schedule_follows_training_steps_for_repeated_updates():
   # An optimizer applied 3 times per step (a GAN's D with --d-steps 3)
   # keeps the same rate within a step and decays over the run's steps.
