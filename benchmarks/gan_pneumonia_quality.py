@@ -60,7 +60,8 @@ from medgen_jax.train.loop import (CHECKPOINT_DIR, CONFIG_FILE, load_run,
                                    train_and_evaluate)
 from medgen_jax.train.task import ReportContext
 
-# Each recipe: config overrides on configs/gan.py as it ships today.
+# Each recipe: config overrides on configs/gan.py as it ships today (a
+# callable value takes the run's --steps).
 RECIPES = {
     # The recipe as it shipped before the evaluation issue (DCGAN: batch
     # norm in D, non-saturating loss, Adam 2e-4 / 0.5, no augmentation).
@@ -80,6 +81,11 @@ RECIPES = {
     "no-norm-d": {"gan.d_norm": "none"},
     # Twice the learning rate of G and D.
     "lr4e-4": {"optimizer.learning_rate": 4e-4},
+    # The same, held for three quarters of the run, then decayed linearly
+    # to 0 (--lr-schedule linear --lr-decay-begin 3/4 of --steps).
+    "lr4e-4-anneal": {"optimizer.learning_rate": 4e-4,
+                      "optimizer.schedule": "linear",
+                      "optimizer.decay_begin": lambda steps: steps * 3 // 4},
     # D's minibatch standard deviation feature over groups of 4.
     "minibatch-std": {"gan.d_minibatch_std": 4},
     # G without batch norm: pixel norm (per example) or nothing.
@@ -99,11 +105,16 @@ QUALITY_KEYS = ("fd", "fd_floor", "fd_floor_std", "fd_ratio", "kid_mean",
                 "precision",
                 "recall", "density", "coverage",
                 "class_mix/max_gap_vs_real_classifier",
+                "class_mix/max_gap_standard_error",
                 "memorisation_pixels/p_fake_closer")
 
 
 def _set(config, overrides: dict) -> None:
+  """Applies {dotted path: value}; a callable value is called with the
+  run's train.steps (a schedule placed relative to the run's length)."""
   for path, value in overrides.items():
+    if callable(value):
+      value = value(config.train.steps)
     node = config
     *parents, leaf = path.split(".")
     for p in parents:

@@ -10,6 +10,7 @@ import pytest
 
 from medgen_jax.configs import classifier as classifier_config
 from medgen_jax.data.registry import load_dataset
+from medgen_jax.errors import ConfigError
 from medgen_jax.families import _image_report
 from medgen_jax.train.loop import train_and_evaluate
 from medgen_jax.train.task import ReportContext
@@ -178,3 +179,28 @@ def test_gaussian_blur_matches_scipy():
   assert np.max(np.abs(got.astype(int) - np.round(want))) <= 1
   flat = np.full((1, 8, 8, 1), 77, np.uint8)
   np.testing.assert_array_equal(_image_report.gaussian_blur(flat, 0.5), flat)
+
+
+def test_share_gap_standard_error_is_binomial():
+  # 0.2 of 10000 against 0.25 of 500: sqrt(.16/10000 + .1875/500).
+  got = _image_report.share_gap_se(0.2, 10000, 0.25, 500)
+  assert abs(got - np.sqrt(0.16e-4 + 0.1875 / 500)) < 1e-12
+
+
+def test_class_mix_uses_its_own_samples(extractor):
+  # The pool hands out val images in order; 1000 mix draws cycle through
+  # them, so the mix is the val split's own, over 1000 samples, whatever
+  # the 64 scored samples are.
+  workdir, dataset = extractor
+  val = dataset.split("val")["image"]
+  model = _image_report.ImageModel(decode=_Pool(val), latent_dim=4)
+  r = _image_report.image_report(model, dataset, ReportContext(
+      step=0, n=64, seed=0, options={"extractor": str(workdir),
+                                     "mix_samples": 1000}))
+  assert r.facts["class_mix_samples"] == 1000
+  assert r.scalars["class_mix/max_gap_vs_real_classifier"] < 0.05
+  assert 0 < r.scalars["class_mix/max_gap_standard_error"] < 0.1
+  with pytest.raises(ConfigError, match="--mix-samples must be a positive"):
+    _image_report.image_report(model, dataset, ReportContext(
+        step=0, n=64, seed=0, options={"extractor": str(workdir),
+                                       "mix_samples": 0}))

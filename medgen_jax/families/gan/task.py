@@ -84,7 +84,7 @@ class GanTask(BaseTask):
       Option("--label", int, "class to generate (conditional runs); default: "
              "every class in turn"),
   )
-  report_options = (_image_report.EXTRACTOR,)
+  report_options = _image_report.REPORT_OPTIONS
   data_keys = ("image", "label")
 
   @classmethod

@@ -72,7 +72,7 @@ class VaeTask(BaseTask):
            "expression: keep the N most variable genes (0 = all)"),
       *(Flag(*f) for f in VOLUME_FLAGS),
   )
-  report_options = (_image_report.EXTRACTOR,)
+  report_options = _image_report.REPORT_OPTIONS
   sample_options = (
       Option("--label", int, "condition class to generate (conditional runs)"),
       Option("--library-size", float, "counts: total counts per profile "
