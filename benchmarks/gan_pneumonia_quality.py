@@ -60,8 +60,7 @@ from medgen_jax.train.loop import (CHECKPOINT_DIR, CONFIG_FILE, load_run,
                                    train_and_evaluate)
 from medgen_jax.train.task import ReportContext
 
-# Each recipe: config overrides on configs/gan.py as it ships today (a
-# callable value takes the run's --steps).
+# Each recipe: config overrides on configs/gan.py as it ships today.
 RECIPES = {
     # The recipe as it shipped before the evaluation issue (DCGAN: batch
     # norm in D, non-saturating loss, Adam 2e-4 / 0.5, no augmentation).
@@ -81,11 +80,11 @@ RECIPES = {
     "no-norm-d": {"gan.d_norm": "none"},
     # Twice the learning rate of G and D.
     "lr4e-4": {"optimizer.learning_rate": 4e-4},
-    # The same, held for three quarters of the run, then decayed linearly
-    # to 0 (--lr-schedule linear --lr-decay-begin 3/4 of --steps).
+    # The same, held for 6000 steps (where it levels off), then decayed
+    # linearly to 0 at --steps (which must be above 6000).
     "lr4e-4-anneal": {"optimizer.learning_rate": 4e-4,
                       "optimizer.schedule": "linear",
-                      "optimizer.decay_begin": lambda steps: steps * 3 // 4},
+                      "optimizer.decay_begin": 6000},
     # D's minibatch standard deviation feature over groups of 4.
     "minibatch-std": {"gan.d_minibatch_std": 4},
     # G without batch norm: pixel norm (per example) or nothing.
@@ -110,11 +109,7 @@ QUALITY_KEYS = ("fd", "fd_floor", "fd_floor_std", "fd_ratio", "kid_mean",
 
 
 def _set(config, overrides: dict) -> None:
-  """Applies {dotted path: value}; a callable value is called with the
-  run's train.steps (a schedule placed relative to the run's length)."""
   for path, value in overrides.items():
-    if callable(value):
-      value = value(config.train.steps)
     node = config
     *parents, leaf = path.split(".")
     for p in parents:
