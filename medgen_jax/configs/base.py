@@ -108,8 +108,10 @@ def check_real(value, path: str, lo: float = -math.inf, hi: float = math.inf,
 SCHEDULES = ("constant", "linear", "cosine")
 
 
-def check_schedule(o, train_steps: int) -> None:
-  """The optimizer section's learning-rate schedule fields, by meaning."""
+def check_schedule(o, train_steps: int) -> tuple[int, int]:
+  """Checks the optimizer section's learning-rate schedule fields by
+  meaning; returns the decay's (begin, end) steps, end resolved from
+  train_steps when `decay_end` is 0."""
   if o.schedule not in SCHEDULES:
     raise ConfigError(f"optimizer.schedule must be one of {', '.join(SCHEDULES)}"
                       f", got {o.schedule!r} (--lr-schedule)")
@@ -121,6 +123,7 @@ def check_schedule(o, train_steps: int) -> None:
         f"optimizer.decay_begin ({begin}) must be before the decay's end "
         f"({end}, optimizer.decay_end or else train.steps); pass "
         "--lr-decay-begin below --steps")
+  return begin, end
 
 
 def validate_base(config) -> None:

@@ -367,7 +367,7 @@ def image_report(model: ImageModel, dataset: Dataset,
   if extractor:
     _extractor_sections(report, model, extractor, dataset, train_images,
                         test_images, z, labels, fake, context,
-                        prior)
+                        prior, mix_n)
   else:
     report.notes.append(
         "No `--extractor`: Fréchet distance, KID, precision/recall and the "
@@ -382,7 +382,7 @@ def image_report(model: ImageModel, dataset: Dataset,
 
 def _extractor_sections(report, model, path, dataset, train_images,
                         test_images, z, labels, fake, context,
-                        prior) -> None:
+                        prior, mix_n: int) -> None:
   from medgen_jax.families.classifier.task import extract_features
   run = load_extractor(path, fake.shape[1:])
   report.facts["extractor"] = str(path)
@@ -424,7 +424,6 @@ def _extractor_sections(report, model, path, dataset, train_images,
       logits = (logits_test if name == "test" else
                 run.task.predict_arrays(run.state, split["image"])[1])
       references.append((name, np.asarray(split["label"]), logits))
-  mix_n = context.options.get("mix_samples") or MIX_SAMPLES.default
   _, mix_labels, mix_fake = generate(model, mix_n, context.seed + 1, prior)
   _, mix_logits = run.task.predict_arrays(run.state, mix_fake)
   _class_mix(report, mix_logits, mix_labels, references, dataset.class_names,

@@ -46,10 +46,9 @@ def learning_rate_schedule(cfg, learning_rate: float, train_steps: int,
   and that value after. Steps are training steps: an optimizer applied
   `updates_per_step` times per step (a GAN's D with `--d-steps`) reads its
   update count divided by that."""
-  check_schedule(cfg, train_steps)
+  begin, end = check_schedule(cfg, train_steps)
   if cfg.schedule == "constant":
     return learning_rate
-  begin, end = cfg.decay_begin, cfg.decay_end or train_steps
   final = learning_rate * cfg.final_lr_fraction
   if cfg.schedule == "linear":
     decay = optax.linear_schedule(learning_rate, final, end - begin)
