@@ -1,4 +1,5 @@
-"""Quality of generated physiological series: rnn and rgan against real data.
+"""Quality of generated physiological series: rnn, rgan and timegan
+against real data.
 
 Each model is trained by the project's loop (`train_and_evaluate`) on the
 train split, then as many series as the held-out test split holds are
@@ -117,6 +118,13 @@ MODELS = {
     "rgan-static16-d3": ("rgan", {"rgan.noise_dim": 0,
                                   "rgan.static_noise_dim": 16,
                                   "rgan.d_steps": 3}),
+    # TimeGAN (Yoon et al. 2019) at its paper's size, GRU 24 x 3; the first
+    # tenth of the steps trains the autoencoder, the next tenth the latent
+    # supervisor, the rest is joint training (families/timegan/step.py).
+    "timegan": ("timegan", {"timegan.hidden": 24, "timegan.layers": 3,
+                            "timegan.embed_steps": lambda steps: steps // 10,
+                            "timegan.supervise_steps":
+                                lambda steps: steps // 10}),
 }
 
 
@@ -135,9 +143,9 @@ def build_config(spec: Spec, family: str, extra: dict):
   section.hidden = spec.hidden
   section.layers = spec.layers
   section.eval_classifier_steps = 0
-  for path, v in extra.items():
+  for path, v in extra.items():   # a callable value: of the step budget
     sec, field = path.split(".")
-    c[sec][field] = v
+    c[sec][field] = v(spec.steps) if callable(v) else v
   return c
 
 
@@ -198,7 +206,7 @@ def parse_from_run(parser, value: str, all_specs, datasets):
   config = pathlib.Path(work) / "config.json"
   if not config.is_file():
     parser.error(f"--from-run {value!r}: {config} is missing; pass the "
-                 "folder of a run of `medgen train rnn|rgan`")
+                 "folder of a run of `medgen train rnn|rgan|timegan`")
   data = json.loads(config.read_text()).get("data", {})
   for name in datasets:
     if all(data.get(k) == v for k, v in all_specs[name].data.items()):

@@ -1,0 +1,165 @@
+"""TimeGanTask: TimeGAN (`medgen train timegan`), a GAN in the latent space
+of a recurrent autoencoder (Yoon et al. 2019)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from medgen_jax.configs import timegan as timegan_config
+from medgen_jax.configs.base import check_int, check_real
+from medgen_jax.data.base import Dataset, Split
+from medgen_jax.data.pipeline import IndexSampler
+from medgen_jax.errors import ConfigError
+from medgen_jax.families._sequence import SeriesTask, series_flags
+from medgen_jax.families.timegan import step as tg_step
+from medgen_jax.models.timegan import networks
+from medgen_jax.train.optimizers import make_optimizer
+from medgen_jax.train.state import TrainState
+from medgen_jax.train.task import TASKS, Flag, Outputs
+from medgen_jax.train.update import make_gradient_fn
+
+OUTPUTS = ("auto", "linear", "sigmoid")
+
+
+@TASKS.register("timegan")
+class TimeGanTask(SeriesTask):
+  """TimeGAN over windows of a record (see configs/timegan.py)."""
+
+  section = "timegan"
+  get_config = staticmethod(timegan_config.get_config)
+  flags = series_flags("timegan") + (
+      Flag("--embed-steps", "timegan.embed_steps",
+           "phase 1: steps of the autoencoder alone"),
+      Flag("--supervise-steps", "timegan.supervise_steps",
+           "phase 2: steps of the latent supervisor alone"),
+      Flag("--noise-dim", "timegan.noise_dim",
+           "noise values per step (0 = one per channel)"),
+      Flag("--gamma", "timegan.gamma",
+           "weight of the adversarial terms on the generator's own latents"),
+      Flag("--supervised", "timegan.supervised",
+           "weight of sqrt(latent next-step error) in the generator's loss"),
+      Flag("--moments", "timegan.moments",
+           "weight of the moment loss (batch mean and std; 0 = off)"),
+      Flag("--d-threshold", "timegan.d_threshold",
+           "update D only while its loss exceeds this"),
+      Flag("--output", "timegan.output", "auto | linear | sigmoid"),
+  )
+
+  @classmethod
+  def validate_config(cls, config) -> None:
+    super().validate_config(config)
+    g = config.timegan
+    if g.condition:
+      raise ConfigError(
+          f"timegan.condition (--condition) {g.condition!r}: TimeGAN here is "
+          "unconditional; drop --condition, or use `medgen train rgan` or "
+          "`medgen train rnn` for label-conditioned series")
+    check_int(g.embed_steps, "timegan.embed_steps (--embed-steps)", 0)
+    check_int(g.supervise_steps, "timegan.supervise_steps (--supervise-steps)",
+              0)
+    if g.embed_steps + g.supervise_steps >= config.train.steps:
+      raise ConfigError(
+          f"timegan.embed_steps + timegan.supervise_steps = "
+          f"{g.embed_steps + g.supervise_steps} leaves no joint training in "
+          f"--steps {config.train.steps}; raise --steps or lower "
+          "--embed-steps / --supervise-steps")
+    check_int(g.noise_dim, "timegan.noise_dim (--noise-dim)", 0, 4097)
+    check_real(g.gamma, "timegan.gamma (--gamma)", 0.0)
+    check_real(g.supervised, "timegan.supervised (--supervised)", 0.0)
+    check_real(g.moments, "timegan.moments (--moments)", 0.0)
+    check_real(g.d_threshold, "timegan.d_threshold (--d-threshold)", 0.0)
+    if g.output not in OUTPUTS:
+      raise ConfigError(f"timegan.output (--output) {g.output!r}; expected "
+                        f"one of {', '.join(OUTPUTS)}")
+    if config.optimizer.schedule != "constant":
+      raise ConfigError(
+          f"optimizer.schedule (--lr-schedule) {config.optimizer.schedule!r}:"
+          " timegan updates each network a different number of times in "
+          "each phase, so only --lr-schedule constant is offered")
+
+  def resolve(self, config, dataset: Dataset) -> None:
+    super().resolve(config, dataset)
+    s = config.timegan
+    extra = [name for name, on in (("static covariates", s.num_covariates),
+                                   ("a time input", s.time_kind)) if on]
+    if extra:
+      raise ConfigError(
+          f"dataset {dataset.name!r} gives {' and '.join(extra)}, which "
+          "timegan does not take; use `medgen train rgan` or `medgen train "
+          "rnn` for such series")
+
+  def __init__(self, config, dataset: Dataset | None = None):
+    if dataset is not None:
+      self.resolve(config, dataset)
+    self.check_resolved(config)
+    self.config = config
+    g = config.timegan
+    output = g.output
+    if output == "auto":  # train data in [0, 1]: squash the recovery's output
+      output = "sigmoid" if g.unit_interval else "linear"
+    nets = networks(g.channels, output, g.cell, g.hidden, g.layers)
+    self.cfg = tg_step.TimeGanStepConfig(
+        nets=tuple(nets.items()), noise_dim=g.noise_dim or g.channels,
+        embed_steps=g.embed_steps, supervise_steps=g.supervise_steps,
+        gamma=float(g.gamma), supervised=float(g.supervised),
+        moments=float(g.moments), d_threshold=float(g.d_threshold))
+    self.train_step = tg_step.make_train_step(self.cfg,
+                                              make_gradient_fn(config))
+    self._synthesize = jax.jit(
+        lambda auto, gen, z: tg_step.synthesize(self.cfg, auto, gen, z))
+
+  def init_state(self, key: jax.Array) -> tg_step.TimeGanState:
+    g, cfg = self.config.timegan, self.cfg
+    inputs = {"embedder": g.channels, "recovery": g.hidden,
+              "generator": cfg.noise_dim, "supervisor": g.hidden,
+              "discriminator": g.hidden}
+    keys = dict(zip(inputs, jax.random.split(key, len(inputs))))
+    params = {name: cfg.net(name).init(keys[name],
+                                       jnp.zeros((2, 4, n)))["params"]
+              for name, n in inputs.items()}
+    opt = self.config.optimizer
+
+    def state(names):
+      group = {n: params[n] for n in names}
+      return TrainState.create(
+          apply_fn=None, params=group,
+          tx=make_optimizer(opt, opt.learning_rate, self.config.train.steps))
+
+    return tg_step.TimeGanState(
+        step=jnp.zeros((), jnp.int32),
+        auto=state(("embedder", "recovery")),
+        gen=state(("generator", "supervisor")),
+        disc=TrainState.create(
+            apply_fn=None, params=params["discriminator"],
+            tx=make_optimizer(opt, opt.learning_rate, self.config.train.steps)))
+
+  # -- batches: three real batches stacked on a leading axis -----------------------
+  def make_batch(self, split: Split, sampler: IndexSampler,
+                 step: int) -> dict[str, np.ndarray]:
+    n = tg_step.BATCHES
+    parts = [self.to_batch(split.take(sampler.indices(step * n + k)))
+             for k in range(n)]
+    return {k: np.stack([p[k] for p in parts]) for k in ("x", "mask")}
+
+  def batch_axes(self, batch) -> Mapping[str, int | None]:
+    return {k: 1 for k in batch}
+
+  # -- evaluation and generation -------------------------------------------------------
+  def evaluate(self, state, step: int, dataset: Dataset) -> Outputs:
+    name, real = self.held_out(dataset)
+    return self.evaluate_samples(state, name, real,
+                                 jax.random.key(self.config.seed + 17))
+
+  def generate(self, state, key: jax.Array, n: int,
+               options: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """n windows recovery(supervisor(generator(z))): "x" in the record's
+    units, "x_norm" normalised, "mask"."""
+    length = int(options.get("length") or self.config.timegan.window)
+    labels = self.sample_labels(n, options)
+    z = tg_step.noise(self.cfg, key, n, length)
+    x = self._synthesize(state.auto.params, state.gen.params, z)
+    return self.package(np.asarray(x), labels)
