@@ -24,6 +24,7 @@ import dataclasses
 import datetime
 from typing import Any, Callable, ClassVar, Mapping
 
+import jax
 import numpy as np
 
 from medgen_jax import traces
@@ -472,6 +473,39 @@ class SeriesTask(BaseTask):
     split = view.split(name)
     idx = np.sort(np.random.default_rng(seed).permutation(len(split))[:k])
     return name, self.to_batch(split.take(idx))
+
+  def discriminator_report(self, report: Report, state, dataset: Dataset,
+                           context: ReportContext, score, what: str) -> Report:
+    """What a GAN's discriminator looks at: integrated gradients of
+    score(x, extras) -> [b] (higher: more real; `what` names it) on ATTRIBUTED
+    generated windows above as many real held-out ones
+    (`discriminator_attributions`), and the mean |attribution| per channel
+    of each kind in a table."""
+    split, real = self.attribution_windows(dataset, ATTRIBUTED, context.seed)
+    k, length = len(real["x"]), real["x"].shape[1]
+    fake = self.generate(state, jax.random.key(context.seed + 1), k,
+                         {"length": length})
+    fake = self.to_batch({"x": fake["x_norm"], "mask": fake["mask"],
+                          "label": self.sample_labels(k, {}),
+                          "covariates": self.sample_covariates(k, {}),
+                          "t0": self.sample_starts(k, {})})
+    both = {key: np.concatenate([fake[key], real[key]]) for key in real}
+    titles = ([f"generated {i + 1}" for i in range(k)]
+              + [f"real {split} {i + 1}" for i in range(k)])
+    attr, _ = self.series_attributions(
+        report, "discriminator_attributions", score, both, titles,
+        f"{what}, on {k} generated windows above {k} real {split.upper()} "
+        "windows")
+    weight = both["mask"][..., None].astype(np.float32)          # [2k, T, 1]
+    mean_abs = [(np.abs(attr[part]) * weight[part]).sum((0, 1))
+                / max(float(weight[part].sum()), 1.0)              # [C]
+                for part in (slice(k, None), slice(None, k))]
+    report.tables["Discriminator attributions per channel"] = [
+        {"channel": name, f"real {split} mean absolute attribution": float(r),
+         "generated mean absolute attribution": float(g)}
+        for name, r, g in zip(self.config[self.section].channel_names,
+                              *mean_abs)]
+    return report
 
   def series_attributions(self, report: Report, name: str, score,
                           batch: Mapping[str, np.ndarray], titles, what: str

@@ -13,8 +13,7 @@ from medgen_jax.configs.base import check_int, check_real
 from medgen_jax.data.base import Dataset, Split
 from medgen_jax.data.pipeline import IndexSampler
 from medgen_jax.errors import ConfigError
-from medgen_jax.families._sequence import (ATTRIBUTED, SeriesTask,
-                                           series_flags)
+from medgen_jax.families._sequence import SeriesTask, series_flags
 from medgen_jax.families.rgan import step as rgan_step
 from medgen_jax.models.recurrent import (NextStep, SeriesDiscriminator,
                                          SeriesGenerator)
@@ -165,31 +164,9 @@ class RganTask(SeriesTask):
   def report(self, state, dataset: Dataset, context: ReportContext) -> Report:
     """TimeGAN's scores (`SeriesTask.report`) plus what the discriminator
     looks at: integrated gradients of its mean per-step logit on a few
-    generated and real held-out windows (`discriminator_attributions`), and
-    the mean |attribution| per channel of each."""
+    generated and real held-out windows and the mean |attribution| per
+    channel of each (`SeriesTask.discriminator_report`)."""
     report = super().report(state, dataset, context)
-    split, real = self.attribution_windows(dataset, ATTRIBUTED, context.seed)
-    k, length = len(real["x"]), real["x"].shape[1]
-    fake = self.generate(state, jax.random.key(context.seed + 1), k,
-                         {"length": length})
-    fake = self.to_batch({"x": fake["x_norm"], "mask": fake["mask"],
-                          "label": self.sample_labels(k, {}),
-                          "covariates": self.sample_covariates(k, {}),
-                          "t0": self.sample_starts(k, {})})
-    both = {key: np.concatenate([fake[key], real[key]]) for key in real}
-    titles = ([f"generated {i + 1}" for i in range(k)]
-              + [f"real {split} {i + 1}" for i in range(k)])
-    attr, _ = self.series_attributions(
-        report, "discriminator_attributions", self.critic_score(
-            state.disc.params), both, titles,
-        "the discriminator's mean per-step logit (higher: more real), on "
-        f"{k} generated windows above {k} real {split.upper()} windows")
-    weight = both["mask"][..., None].astype(np.float32)          # [2k, T, 1]
-    mean_abs = [(np.abs(attr[part]) * weight[part]).sum((0, 1))
-                / max(float(weight[part].sum()), 1.0)              # [C]
-                for part in (slice(k, None), slice(None, k))]
-    report.tables["Discriminator attributions per channel"] = [
-        {"channel": name, f"real {split} mean absolute attribution": float(r),
-         "generated mean absolute attribution": float(g)}
-        for name, r, g in zip(self.config.rgan.channel_names, *mean_abs)]
-    return report
+    return self.discriminator_report(
+        report, state, dataset, context, self.critic_score(state.disc.params),
+        "the discriminator's mean per-step logit (higher: more real)")

@@ -19,7 +19,8 @@ from medgen_jax.families.timegan import step as tg_step
 from medgen_jax.models.timegan import networks
 from medgen_jax.train.optimizers import make_optimizer
 from medgen_jax.train.state import TrainState
-from medgen_jax.train.task import TASKS, Flag, Outputs
+from medgen_jax.objectives.sequence import masked_mean_over_time
+from medgen_jax.train.task import TASKS, Flag, Outputs, Report, ReportContext
 from medgen_jax.train.update import make_gradient_fn
 
 OUTPUTS = ("auto", "linear", "sigmoid")
@@ -163,3 +164,30 @@ class TimeGanTask(SeriesTask):
     z = tg_step.noise(self.cfg, key, n, length)
     x = self._synthesize(state.auto.params, state.gen.params, z)
     return self.package(np.asarray(x), labels)
+
+  # -- the report ----------------------------------------------------------------------
+  def critic_score(self, auto_params, d_params):
+    """(x [b, T, C], extras) -> the latent discriminator's mean logit over
+    each window's unmasked steps, D(embedder(x)) [b] (higher: more real)."""
+    cfg = self.cfg
+
+    def score(x, extras):
+      mask = extras["mask"]
+      h = cfg.apply("embedder", auto_params["embedder"],
+                    jnp.where(mask[..., None], x, 0.0))
+      logits = cfg.apply("discriminator", d_params, h)[..., 0]   # [b, T]
+      return masked_mean_over_time(logits, mask)
+
+    return score
+
+  def report(self, state, dataset: Dataset, context: ReportContext) -> Report:
+    """TimeGAN's scores (`SeriesTask.report`) plus what the latent
+    discriminator looks at through the embedder: integrated gradients of
+    D(embedder(x)) on generated and real held-out windows
+    (`SeriesTask.discriminator_report`)."""
+    report = super().report(state, dataset, context)
+    return self.discriminator_report(
+        report, state, dataset, context,
+        self.critic_score(state.auto.params, state.disc.params),
+        "the latent discriminator's mean per-step logit on the embedded "
+        "window, D(embedder(x)) (higher: more real)")
