@@ -236,6 +236,21 @@ class SeriesTask(BaseTask):
                  step: int) -> dict[str, np.ndarray]:
     return self.to_batch(split.take(sampler.indices(step)))
 
+  def stacked_batch(self, split: Split, sampler: IndexSampler, step: int,
+                    n: int) -> dict[str, np.ndarray]:
+    """n real batches for one step, stacked on a leading axis [n, batch, ...]
+    (a GAN step's several updates, each on its own batch); batch_axes of
+    such a task is 1 for every key."""
+    parts = [self.to_batch(split.take(sampler.indices(step * n + k)))
+             for k in range(n)]
+    return {k: np.stack([p[k] for p in parts]) for k in parts[0]}
+
+  def evaluate(self, state, step: int, dataset: Dataset) -> Outputs:
+    """Generated windows against held-out ones (`evaluate_samples`)."""
+    name, real = self.held_out(dataset)
+    return self.evaluate_samples(state, name, real,
+                                 jax.random.key(self.config.seed + 17))
+
   def held_out(self, dataset: Dataset) -> tuple[str, dict[str, np.ndarray]]:
     """(split name, batch) of up to eval_examples held-out windows (val, else
     test; the train split only when a dataset has nothing else, and then the

@@ -21,7 +21,7 @@ from medgen_jax.objectives.minimax import GAN_LOSSES
 from medgen_jax.objectives.sequence import masked_mean_over_time
 from medgen_jax.train.optimizers import make_optimizer
 from medgen_jax.train.state import TrainState
-from medgen_jax.train.task import TASKS, Flag, Outputs, Report, ReportContext
+from medgen_jax.train.task import TASKS, Flag, Report, ReportContext
 from medgen_jax.train.update import make_gradient_fn
 
 # Per-step losses that need no gradient penalty (a per-step WGAN-GP would
@@ -122,20 +122,12 @@ class RganTask(SeriesTask):
   # -- batches: d_steps real batches stacked on a leading axis ---------------------
   def make_batch(self, split: Split, sampler: IndexSampler,
                  step: int) -> dict[str, np.ndarray]:
-    d = self.config.rgan.d_steps
-    parts = [self.to_batch(split.take(sampler.indices(step * d + k)))
-             for k in range(d)]
-    return {k: np.stack([p[k] for p in parts]) for k in parts[0]}
+    return self.stacked_batch(split, sampler, step, self.config.rgan.d_steps)
 
   def batch_axes(self, batch) -> Mapping[str, int | None]:
     return {k: 1 for k in batch}
 
-  # -- evaluation and generation -------------------------------------------------------
-  def evaluate(self, state, step: int, dataset: Dataset) -> Outputs:
-    name, real = self.held_out(dataset)
-    return self.evaluate_samples(state, name, real,
-                                 jax.random.key(self.config.seed + 17))
-
+  # -- generation ----------------------------------------------------------------------
   def generate(self, state, key: jax.Array, n: int,
                options: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """n windows from the EMA generator: "x" in the record's units,

@@ -20,7 +20,7 @@ from medgen_jax.models.timegan import networks
 from medgen_jax.train.optimizers import make_optimizer
 from medgen_jax.train.state import TrainState
 from medgen_jax.objectives.sequence import masked_mean_over_time
-from medgen_jax.train.task import TASKS, Flag, Outputs, Report, ReportContext
+from medgen_jax.train.task import TASKS, Flag, Report, ReportContext
 from medgen_jax.train.update import make_gradient_fn
 
 OUTPUTS = ("auto", "linear", "sigmoid")
@@ -141,20 +141,13 @@ class TimeGanTask(SeriesTask):
   # -- batches: three real batches stacked on a leading axis -----------------------
   def make_batch(self, split: Split, sampler: IndexSampler,
                  step: int) -> dict[str, np.ndarray]:
-    n = tg_step.BATCHES
-    parts = [self.to_batch(split.take(sampler.indices(step * n + k)))
-             for k in range(n)]
-    return {k: np.stack([p[k] for p in parts]) for k in ("x", "mask")}
+    batch = self.stacked_batch(split, sampler, step, tg_step.BATCHES)
+    return {k: batch[k] for k in ("x", "mask")}
 
   def batch_axes(self, batch) -> Mapping[str, int | None]:
     return {k: 1 for k in batch}
 
-  # -- evaluation and generation -------------------------------------------------------
-  def evaluate(self, state, step: int, dataset: Dataset) -> Outputs:
-    name, real = self.held_out(dataset)
-    return self.evaluate_samples(state, name, real,
-                                 jax.random.key(self.config.seed + 17))
-
+  # -- generation ----------------------------------------------------------------------
   def generate(self, state, key: jax.Array, n: int,
                options: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """n windows recovery(supervisor(generator(z))): "x" in the record's
