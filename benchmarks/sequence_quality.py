@@ -157,12 +157,16 @@ def score(spec: Spec, real, real_mask, fake, fake_mask, rate, seeds):
   pred = functools.partial(sm.predictive_score, fake, fake_mask, real,
                            real_mask, steps=spec.pred_steps,
                            output=spec.pred_output)
-  out["discriminative"] = sm.repeat(disc, seeds)
   # TimeGAN's own judge: GRU units = channels // 2 (2 for the sines), where
-  # the column above uses the stricter default of at least 4.
-  out["discriminative_timegan"] = sm.repeat(
-      functools.partial(disc, hidden=max(real.shape[2] // 2, 1)), seeds)
-  out["predictive"] = sm.repeat(pred, seeds)
+  # "discriminative" uses the stricter default of at least 4. Each score:
+  # (mean, std) over the seeds, and every seed's value under "<name>_seeds".
+  for name, fn in (("discriminative", disc),
+                   ("discriminative_timegan", functools.partial(
+                       disc, hidden=max(real.shape[2] // 2, 1))),
+                   ("predictive", pred)):
+    values = [float(fn(seed=s)) for s in seeds]
+    out[name] = (float(np.mean(values)), float(np.std(values)))
+    out[f"{name}_seeds"] = values
   out["mmd"] = float(sm.mmd(real, fake, real_mask, fake_mask))
   _, rs = sm.power_spectra(real, real_mask, rate)
   _, fs = sm.power_spectra(fake, fake_mask, rate)
