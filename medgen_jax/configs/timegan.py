@@ -11,7 +11,9 @@ next-step supervisor for `supervise_steps`, then joint training for the
 rest of `--steps`. Defaults follow the paper's code: GRU 24 x 3, batch 128,
 Adam 1e-3 without clipping, noise U[0, 1) with one value per channel,
 gamma 1, weights 100 on the supervised and moment losses, D updated only
-while its loss exceeds 0.15.
+while its loss exceeds 0.15. Two additions, both off in the paper: samples
+from an EMA of the weights (`ema_decay`, on by default) and per-series
+noise (`--static-noise-dim`, off by default).
 """
 
 from __future__ import annotations
@@ -40,11 +42,16 @@ def get_config() -> ml_collections.ConfigDict:
   g.layers = 3                  # layers of each network (supervisor: one fewer)
   g.embed_steps = 1000          # phase 1: the autoencoder alone
   g.supervise_steps = 1000      # phase 2: the latent supervisor alone
-  g.noise_dim = 0               # noise values per step (0 = one per channel)
+  g.noise_dim = 0               # noise values per step (0 = one per channel,
+                                # or none when static_noise_dim > 0)
+  g.static_noise_dim = 0        # noise values per series, repeated at every
+                                # step (not in the paper; 0 = none)
   g.gamma = 1.0                 # weight of the generator-path (e) adversarial terms
   g.supervised = 100.0          # weight of sqrt(S) in the generator's loss
   g.moments = 100.0             # weight of the moment loss V (batch-coupled; 0 = off)
   g.d_threshold = 0.15          # D is updated only while its loss exceeds this
+  g.ema_decay = 0.999           # EMA of the sampling path's weights, for
+                                # sampling (not in the paper; 0 = last weights)
   g.output = "auto"             # auto | linear | sigmoid (the recovery's output;
                                 # auto: sigmoid when train values are in [0, 1])
   add_derived_fields(g)

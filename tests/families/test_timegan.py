@@ -117,6 +117,14 @@ def test_each_phase_trains_its_networks_and_ignores_padding_in_one_program(
   for at, phase in ((0, 1), (2, 2), (4, 3)):
     new, metrics = _run(step, state, batch, at)
     assert int(metrics["phase"]) == phase and int(new.step) == at + 1
+    live = tg_step.sampling_params(new.auto.params, new.gen.params)
+    if phase < 3:   # before joint training the average is the weights
+      chex.assert_trees_all_equal(new.ema, live)
+    else:           # the joint phase's first step: decay (1 + 0) / (10 + 0)
+      chex.assert_trees_all_close(
+          new.ema, jax.tree.map(lambda old, w: 0.1 * old + 0.9 * w,
+                                state.ema, live), rtol=1e-6, atol=1e-7)
+      assert _changed(new.ema, live)
     # values at masked steps change neither the losses nor the gradients
     again, _ = _run(step, state, padded, at)
     chex.assert_trees_all_equal(leaves(again), leaves(new))
@@ -136,6 +144,27 @@ def test_each_phase_trains_its_networks_and_ignores_padding_in_one_program(
                       "generator": False, "supervisor": True,
                       "discriminator": False}
   assert all(moved[3].values())
+
+
+def test_static_noise_is_drawn_once_per_series(tiny):
+  task, _, _ = tiny
+  import dataclasses
+  cfg = dataclasses.replace(task.cfg, noise_dim=3, static_noise_dim=2)
+  z = np.asarray(tg_step.noise(cfg, jax.random.key(3), 400, 7))
+  assert z.shape == (400, 7, 5) and z.min() >= 0.0 and z.max() < 1.0
+  np.testing.assert_array_equal(z[:, :, 3:], np.repeat(z[:, :1, 3:], 7, 1))
+  assert np.all(np.ptp(z[:, :, :3], axis=1) > 0)   # fresh at every step
+  # U[0, 1): the static values have mean 1/2 and variance 1/12
+  static = z[:, 0, 3:]
+  assert abs(static.mean() - 0.5) < 0.03 and abs(static.var() - 1 / 12) < 0.01
+  # --noise-dim 0 beside static noise: the generator sees static noise only
+  c = task.config.copy_and_resolve_references()
+  c.timegan.static_noise_dim = 4
+  only = TimeGanTask(c)
+  assert (only.cfg.noise_dim, only.cfg.static_noise_dim) == (0, 4)
+  out = only.generate(only.init_state(jax.random.key(0)), jax.random.key(1),
+                      3, {"length": 5})
+  assert out["x"].shape == (3, 5, 5) and np.isfinite(out["x"]).all()
 
 
 def test_discriminator_is_updated_only_above_its_threshold(tiny):
@@ -207,7 +236,9 @@ def test_sample_and_bad_settings(trained, tmp_path, medgen):
       (["--condition", "label"], "unconditional"),
       (["--lr-schedule", "linear"], "constant"),
       (["--output", "tanh"], "auto, linear, sigmoid"),
-      (["--d-threshold", "-1"], "timegan.d_threshold")):
+      (["--d-threshold", "-1"], "timegan.d_threshold"),
+      (["--static-noise-dim", "-2"], "--static-noise-dim"),
+      (["--set", "timegan.ema_decay=1.0"], "timegan.ema_decay")):
     code, _, err = medgen(["train", "timegan", "--workdir", tmp_path / "w"]
                           + flags)
     assert code == 2 and words in err and "Traceback" not in err, (flags, err)

@@ -17,6 +17,14 @@ and a resumed run continues exactly. Every update is `train.update.update`
 on a per-example loss of objectives/timegan.py. Metrics a phase does not
 compute are logged as 0; `phase` says which ran.
 
+Samples come from an exponential moving average (EMA) of the sampling
+path's weights (generator, supervisor, recovery; `ema_decay`, 0.999): a
+GAN's weights orbit an equilibrium, and their average is a steadier
+generator than the last iterate (Yazici et al. 2019). In phases 1 and 2
+the average is the weights themselves; in the joint phase it warms up from
+the phase's first step (`train.state.ema_decay_at`). It is not in the
+paper's code; `ema_decay` 0 samples the last weights.
+
 Optimizers: one Adam per group, (embedder, recovery), (generator,
 supervisor) and the discriminator, carried across phases; the paper's code
 starts a fresh Adam for the joint phase's autoencoder and generator losses.
@@ -33,10 +41,11 @@ import dataclasses
 import flax.struct
 import jax
 import jax.numpy as jnp
+import optax
 
 from medgen_jax.models.timegan import StepMap
 from medgen_jax.objectives import timegan as tg
-from medgen_jax.train.state import TrainState
+from medgen_jax.train.state import TrainState, ema_decay_at
 from medgen_jax.train.update import GradientFn, LossOutput, update
 
 BATCHES = 3   # real batches per step (two generator/autoencoder rounds, D)
@@ -52,12 +61,15 @@ class TimeGanState(flax.struct.PyTreeNode):
     auto: embedder + recovery, params {"embedder", "recovery"}.
     gen: generator + supervisor, params {"generator", "supervisor"}.
     disc: the latent discriminator.
+    ema: EMA of the sampling path's params {"generator", "supervisor",
+      "recovery"}, used for sampling.
   """
 
   step: jax.Array
   auto: TrainState
   gen: TrainState
   disc: TrainState
+  ema: dict
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +84,8 @@ class TimeGanStepConfig:
   supervised: float = 100.0
   moments: float = 100.0
   d_threshold: float = 0.15
+  static_noise_dim: int = 0
+  ema_decay: float = 0.999
 
   def net(self, name: str) -> StepMap:
     return dict(self.nets)[name]
@@ -80,17 +94,39 @@ class TimeGanStepConfig:
     return self.net(name).apply({"params": params}, x)
 
 
-def noise(cfg: TimeGanStepConfig, key, batch: int, time: int) -> jax.Array:
-  """TimeGAN's generator input: U[0, 1) [batch, time, noise_dim]."""
-  return jax.random.uniform(key, (batch, time, cfg.noise_dim))
+def noise(cfg: TimeGanStepConfig, key, batch: int,
+          time: int) -> jax.Array:
+  """The generator's input, U[0, 1) [batch, time, noise_dim + static_noise_dim].
+
+  The first `noise_dim` values are drawn afresh at every step (TimeGAN's
+  input); the last `static_noise_dim` are drawn once per series and
+  repeated at every step, so what is fixed for a whole window (a
+  frequency, a phase, a patient's baseline) can be a smooth function of
+  them rather than something the generator must settle on from its first
+  few steps of noise.
+  """
+  z = jax.random.uniform(key, (batch, time, cfg.noise_dim))
+  if not cfg.static_noise_dim:
+    return z
+  static = jax.random.uniform(jax.random.fold_in(key, 1),
+                              (batch, 1, cfg.static_noise_dim))
+  return jnp.concatenate(
+      [z, jnp.broadcast_to(static, (batch, time, cfg.static_noise_dim))], -1)
 
 
-def synthesize(cfg: TimeGanStepConfig, auto_params, gen_params,
-               z: jax.Array) -> jax.Array:
-  """recovery(supervisor(generator(z))): [b, t, C] normalised values."""
-  e = cfg.apply("generator", gen_params["generator"], z)
-  h = cfg.apply("supervisor", gen_params["supervisor"], e)
-  return cfg.apply("recovery", auto_params["recovery"], h)
+def sampling_params(auto_params, gen_params) -> dict:
+  """The weights samples are made with: generator, supervisor, recovery."""
+  return {"generator": gen_params["generator"],
+          "supervisor": gen_params["supervisor"],
+          "recovery": auto_params["recovery"]}
+
+
+def synthesize(cfg: TimeGanStepConfig, params, z: jax.Array) -> jax.Array:
+  """recovery(supervisor(generator(z))): [b, t, C] normalised values.
+  `params`: `sampling_params` (or their EMA)."""
+  e = cfg.apply("generator", params["generator"], z)
+  h = cfg.apply("supervisor", params["supervisor"], e)
+  return cfg.apply("recovery", params["recovery"], h)
 
 
 def _embed(cfg, auto_params, x, mask):
@@ -215,6 +251,12 @@ def make_train_step(cfg: TimeGanStepConfig, gradient_fn: GradientFn):
                 ).astype(jnp.int32))
     new, metrics = jax.lax.switch(
         phase, (embed_phase, supervise_phase, joint_phase), state, parts, key)
-    return new.replace(step=state.step + 1), metrics
+    joint_start = cfg.embed_steps + cfg.supervise_steps
+    decay = jnp.where(phase < 2, 0.0,
+                      ema_decay_at(state.step - joint_start, cfg.ema_decay))
+    ema = optax.incremental_update(
+        sampling_params(new.auto.params, new.gen.params), state.ema,
+        1.0 - decay)
+    return new.replace(step=state.step + 1, ema=ema), metrics
 
   return train_step

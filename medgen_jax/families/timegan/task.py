@@ -38,7 +38,10 @@ class TimeGanTask(SeriesTask):
       Flag("--supervise-steps", "timegan.supervise_steps",
            "phase 2: steps of the latent supervisor alone"),
       Flag("--noise-dim", "timegan.noise_dim",
-           "noise values per step (0 = one per channel)"),
+           "noise values per step (0 = one per channel, or none with "
+           "--static-noise-dim)"),
+      Flag("--static-noise-dim", "timegan.static_noise_dim",
+           "noise values per series, repeated at every step (0 = none)"),
       Flag("--gamma", "timegan.gamma",
            "weight of the adversarial terms on the generator's own latents"),
       Flag("--supervised", "timegan.supervised",
@@ -69,6 +72,9 @@ class TimeGanTask(SeriesTask):
           f"--steps {config.train.steps}; raise --steps or lower "
           "--embed-steps / --supervise-steps")
     check_int(g.noise_dim, "timegan.noise_dim (--noise-dim)", 0, 4097)
+    check_int(g.static_noise_dim,
+              "timegan.static_noise_dim (--static-noise-dim)", 0, 4097)
+    check_real(g.ema_decay, "timegan.ema_decay", 0.0, 1.0, hi_open=True)
     check_real(g.gamma, "timegan.gamma (--gamma)", 0.0)
     check_real(g.supervised, "timegan.supervised (--supervised)", 0.0)
     check_real(g.moments, "timegan.moments (--moments)", 0.0)
@@ -103,20 +109,25 @@ class TimeGanTask(SeriesTask):
     if output == "auto":  # train data in [0, 1]: squash the recovery's output
       output = "sigmoid" if g.unit_interval else "linear"
     nets = networks(g.channels, output, g.cell, g.hidden, g.layers)
+    # --noise-dim 0: one value per channel (the paper), or none beside
+    # static noise
+    noise_dim = g.noise_dim or (0 if g.static_noise_dim else g.channels)
     self.cfg = tg_step.TimeGanStepConfig(
-        nets=tuple(nets.items()), noise_dim=g.noise_dim or g.channels,
+        nets=tuple(nets.items()), noise_dim=noise_dim,
         embed_steps=g.embed_steps, supervise_steps=g.supervise_steps,
         gamma=float(g.gamma), supervised=float(g.supervised),
-        moments=float(g.moments), d_threshold=float(g.d_threshold))
+        moments=float(g.moments), d_threshold=float(g.d_threshold),
+        static_noise_dim=g.static_noise_dim, ema_decay=float(g.ema_decay))
     self.train_step = tg_step.make_train_step(self.cfg,
                                               make_gradient_fn(config))
     self._synthesize = jax.jit(
-        lambda auto, gen, z: tg_step.synthesize(self.cfg, auto, gen, z))
+        lambda params, z: tg_step.synthesize(self.cfg, params, z))
 
   def init_state(self, key: jax.Array) -> tg_step.TimeGanState:
     g, cfg = self.config.timegan, self.cfg
     inputs = {"embedder": g.channels, "recovery": g.hidden,
-              "generator": cfg.noise_dim, "supervisor": g.hidden,
+              "generator": cfg.noise_dim + cfg.static_noise_dim,
+              "supervisor": g.hidden,
               "discriminator": g.hidden}
     keys = dict(zip(inputs, jax.random.split(key, len(inputs))))
     params = {name: cfg.net(name).init(keys[name],
@@ -130,10 +141,11 @@ class TimeGanTask(SeriesTask):
           apply_fn=None, params=group,
           tx=make_optimizer(opt, opt.learning_rate, self.config.train.steps))
 
+    auto = state(("embedder", "recovery"))
+    gen = state(("generator", "supervisor"))
     return tg_step.TimeGanState(
-        step=jnp.zeros((), jnp.int32),
-        auto=state(("embedder", "recovery")),
-        gen=state(("generator", "supervisor")),
+        step=jnp.zeros((), jnp.int32), auto=auto, gen=gen,
+        ema=tg_step.sampling_params(auto.params, gen.params),
         disc=TrainState.create(
             apply_fn=None, params=params["discriminator"],
             tx=make_optimizer(opt, opt.learning_rate, self.config.train.steps)))
@@ -150,12 +162,12 @@ class TimeGanTask(SeriesTask):
   # -- generation ----------------------------------------------------------------------
   def generate(self, state, key: jax.Array, n: int,
                options: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """n windows recovery(supervisor(generator(z))): "x" in the record's
-    units, "x_norm" normalised, "mask"."""
+    """n windows recovery(supervisor(generator(z))) from the EMA weights:
+    "x" in the record's units, "x_norm" normalised, "mask"."""
     length = int(options.get("length") or self.config.timegan.window)
     labels = self.sample_labels(n, options)
     z = tg_step.noise(self.cfg, key, n, length)
-    x = self._synthesize(state.auto.params, state.gen.params, z)
+    x = self._synthesize(state.ema, z)
     return self.package(np.asarray(x), labels)
 
   # -- the report ----------------------------------------------------------------------
