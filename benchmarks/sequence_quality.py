@@ -24,6 +24,8 @@ trained once per model).
     python benchmarks/sequence_quality.py --quick            # a smoke run
     python benchmarks/sequence_quality.py --datasets sines --models '' \
         --from-run rgan-static-d3=runs/sines-d3@15000   # score a kept run
+    python benchmarks/sequence_quality.py --datasets sines --models '' \
+        --from-run tg-last=runs/tg@16000,weights=last   # sample options
 
 Writes benchmarks/results/sequence_quality.json and, per data set and
 model, a PNG of real vs generated traces under benchmarks/results/traces/.
@@ -183,11 +185,20 @@ def score(spec: Spec, real, real_mask, fake, fake_mask, rate, seeds):
 
 
 def score_run(trained, spec: Spec, label: str, test, rate, seeds, pictures,
-              **facts) -> dict:
+              options=None, **facts) -> dict:
   """One table row: as many generated series as `test` holds, scored
-  against it, and a PNG of real vs generated traces."""
+  against it, and a PNG of real vs generated traces. `options`: the
+  family's sample options, by their `generate` names."""
   real, real_mask = test["x"], test["mask"]
-  samples = generate_samples(trained.task, trained.state, len(real), seed=1)
+  known = {o.dest: o.type for o in trained.task.sample_options}
+  unknown = sorted(set(options or {}) - set(known))
+  if unknown:
+    raise SystemExit(f"--from-run {label}: unknown sample option(s) "
+                     f"{', '.join(unknown)}; {type(trained.task).__name__} "
+                     f"takes {', '.join(sorted(known))}")
+  options = {k: known[k](v) for k, v in (options or {}).items()}
+  samples = generate_samples(trained.task, trained.state, len(real), seed=1,
+                             options=options)
   fake, fake_mask = samples["x_norm"], samples["mask"]
   t0 = time.time()
   row = {"dataset": spec.name, "model": label,
@@ -201,12 +212,18 @@ def score_run(trained, spec: Spec, label: str, test, rate, seeds, pictures,
 
 
 def parse_from_run(parser, value: str, all_specs, datasets):
-  """`LABEL=WORKDIR[@STEP]` -> (label, workdir, step or None, data set):
-  the data set whose every `data.*` setting the run's config.json shares."""
+  """`LABEL=WORKDIR[@STEP][,OPTION=VALUE...]` -> (label, workdir, step or
+  None, data set, sample options): the data set whose every `data.*`
+  setting the run's config.json shares; the options go to the family's
+  `generate` as `medgen sample --OPTION VALUE` would (e.g. weights=last)."""
   label, sep, rest = value.partition("=")
+  rest, *pairs = rest.split(",")
   work, _, step = rest.partition("@")
-  if not sep or not label or not work or (step and not step.isdigit()):
-    parser.error(f"--from-run {value!r}: expected LABEL=WORKDIR[@STEP]")
+  options = dict(pair.partition("=")[::2] for pair in pairs)
+  if (not sep or not label or not work or (step and not step.isdigit())
+      or not all(k and v for k, v in options.items())):
+    parser.error(f"--from-run {value!r}: expected "
+                 "LABEL=WORKDIR[@STEP][,OPTION=VALUE...]")
   config = pathlib.Path(work) / "config.json"
   if not config.is_file():
     parser.error(f"--from-run {value!r}: {config} is missing; pass the "
@@ -214,7 +231,8 @@ def parse_from_run(parser, value: str, all_specs, datasets):
   data = json.loads(config.read_text()).get("data", {})
   for name in datasets:
     if all(data.get(k) == v for k, v in all_specs[name].data.items()):
-      return label, pathlib.Path(work), int(step) if step else None, name
+      return (label, pathlib.Path(work), int(step) if step else None, name,
+              options)
   parser.error(f"--from-run {value!r}: its data settings match none of "
                f"--datasets {','.join(datasets)}")
 
@@ -232,10 +250,12 @@ def main():
                  help=f"comma-separated, of {','.join(MODELS)}")
   p.add_argument("--seeds", type=int, default=3)
   p.add_argument("--from-run", action="append", default=[],
-                 metavar="LABEL=WORKDIR[@STEP]",
+                 metavar="LABEL=WORKDIR[@STEP][,OPTION=VALUE...]",
                  help="also score an existing run (its last or STEP's "
                  "checkpoint) as row LABEL, beside the data set its config "
-                 "names; repeatable. With --models '' nothing is trained")
+                 "names, sampled with the family's `medgen sample` options "
+                 "(e.g. ,weights=last for timegan); repeatable. With "
+                 "--models '' nothing is trained")
   p.add_argument("--quick", action="store_true", help="tiny budgets (smoke)")
   p.add_argument("--train-scale", type=float, default=1.0,
                  help="multiplies the generators' training steps")
@@ -277,11 +297,11 @@ def main():
                    "train_steps": 0, "train_seconds": 0.0,
                    "score_seconds": time.time() - t0})
       print(rows[-1])
-      for label, work, step, ds in from_runs:
+      for label, work, step, ds, options in from_runs:
         if ds == ds_name:
           rows.append(score_run(load_run(work, step), spec, label, test, rate,
-                                seeds, pictures, train_seconds=0.0,
-                                run=str(work)))
+                                seeds, pictures, options, train_seconds=0.0,
+                                run=str(work), sample_options=options))
       for model in models:
         family, extra = MODELS[model]
         config = build_config(spec, family, extra)

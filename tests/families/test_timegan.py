@@ -231,6 +231,20 @@ def test_sample_and_bad_settings(trained, tmp_path, medgen):
   assert code == 0, err
   with np.load(out) as f:
     assert f["x"].shape == (6, 30, 5) and f["mask"].all()
+  # the default samples the EMA; --weights last the last weights
+  run = load_run(trained)
+  z = tg_step.noise(run.task.cfg, jax.random.key(2), 4, 9)
+  live = tg_step.sampling_params(run.state.auto.params, run.state.gen.params)
+  want = {"average": tg_step.synthesize(run.task.cfg, run.state.ema, z),
+          "last": tg_step.synthesize(run.task.cfg, live, z)}
+  for weights, x in want.items():
+    got = run.task.generate(run.state, jax.random.key(2), 4,
+                            {"length": 9, "weights": weights})
+    np.testing.assert_allclose(got["x_norm"], x, rtol=1e-5, atol=1e-6)
+  assert np.abs(want["average"] - want["last"]).max() > 1e-4
+  code, _, err = medgen(["sample", "--workdir", trained, "--n", "2",
+                         "--weights", "mean", "--out", tmp_path / "w.npz"])
+  assert code == 2 and "--weights 'mean'" in err and "average, last" in err
   for flags, words in (
       (["--steps", "100"], "leaves no joint training"),
       (["--condition", "label"], "unconditional"),

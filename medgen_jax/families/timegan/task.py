@@ -20,10 +20,12 @@ from medgen_jax.models.timegan import networks
 from medgen_jax.train.optimizers import make_optimizer
 from medgen_jax.train.state import TrainState
 from medgen_jax.objectives.sequence import masked_mean_over_time
-from medgen_jax.train.task import TASKS, Flag, Report, ReportContext
+from medgen_jax.train.task import (TASKS, Flag, Option, Report,
+                                   ReportContext)
 from medgen_jax.train.update import make_gradient_fn
 
 OUTPUTS = ("auto", "linear", "sigmoid")
+WEIGHTS = ("average", "last")
 
 
 @TASKS.register("timegan")
@@ -51,6 +53,10 @@ class TimeGanTask(SeriesTask):
       Flag("--d-threshold", "timegan.d_threshold",
            "update D only while its loss exceeds this"),
       Flag("--output", "timegan.output", "auto | linear | sigmoid"),
+  )
+  sample_options = SeriesTask.sample_options + (
+      Option("--weights", str, "average: the EMA of the weights (default); "
+             "last: the last weights, as the paper samples"),
   )
 
   @classmethod
@@ -123,6 +129,13 @@ class TimeGanTask(SeriesTask):
     self._synthesize = jax.jit(
         lambda params, z: tg_step.synthesize(self.cfg, params, z))
 
+  def check_sample_options(self, options: Mapping[str, Any]) -> None:
+    super().check_sample_options(options)
+    weights = options.get("weights")
+    if weights is not None and weights not in WEIGHTS:
+      raise ConfigError(f"--weights {weights!r}: expected one of "
+                        f"{', '.join(WEIGHTS)}")
+
   def init_state(self, key: jax.Array) -> tg_step.TimeGanState:
     g, cfg = self.config.timegan, self.cfg
     inputs = {"embedder": g.channels, "recovery": g.hidden,
@@ -162,12 +175,16 @@ class TimeGanTask(SeriesTask):
   # -- generation ----------------------------------------------------------------------
   def generate(self, state, key: jax.Array, n: int,
                options: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """n windows recovery(supervisor(generator(z))) from the EMA weights:
-    "x" in the record's units, "x_norm" normalised, "mask"."""
+    """n windows recovery(supervisor(generator(z))) from the EMA weights
+    (options["weights"] "last": the last weights): "x" in the record's
+    units, "x_norm" normalised, "mask"."""
     length = int(options.get("length") or self.config.timegan.window)
     labels = self.sample_labels(n, options)
     z = tg_step.noise(self.cfg, key, n, length)
-    x = self._synthesize(state.ema, z)
+    params = state.ema
+    if options.get("weights") == "last":
+      params = tg_step.sampling_params(state.auto.params, state.gen.params)
+    x = self._synthesize(params, z)
     return self.package(np.asarray(x), labels)
 
   # -- the report ----------------------------------------------------------------------
