@@ -26,6 +26,15 @@ trained once per model).
         --from-run rgan-static-d3=runs/sines-d3@15000   # score a kept run
     python benchmarks/sequence_quality.py --datasets sines --models '' \
         --from-run tg-last=runs/tg@16000,weights=last   # sample options
+    python benchmarks/sequence_quality.py --datasets sines --models '' \
+        --from-run tg=runs/tg@best     # the checkpoint chosen without test
+
+`@best` scores every checkpoint of the run (from `--select-after`) with
+`--select-judges` of TimeGAN's judges against windows the test score never
+sees (the validation split, or the training windows when there is none),
+on samples of another seed, with judge seeds the test score does not use;
+the checkpoint with the lowest mean is then scored on the test windows as
+any other row, which records every checkpoint's selection scores.
 
 Writes benchmarks/results/sequence_quality.json and, per data set and
 model, a PNG of real vs generated traces under benchmarks/results/traces/.
@@ -53,7 +62,9 @@ import numpy as np
 from medgen_jax.data.registry import load_dataset
 from medgen_jax.metrics import sequence as sm
 from medgen_jax.outputs import save_image_grid
-from medgen_jax.train.loop import generate_samples, load_run, train_and_evaluate
+from medgen_jax.train.checkpoint import Checkpointer
+from medgen_jax.train.loop import (CHECKPOINT_DIR, generate_samples, load_run,
+                                   train_and_evaluate)
 from medgen_jax.train.task import get_config
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -190,13 +201,7 @@ def score_run(trained, spec: Spec, label: str, test, rate, seeds, pictures,
   against it, and a PNG of real vs generated traces. `options`: the
   family's sample options, by their `generate` names."""
   real, real_mask = test["x"], test["mask"]
-  known = {o.dest: o.type for o in trained.task.sample_options}
-  unknown = sorted(set(options or {}) - set(known))
-  if unknown:
-    raise SystemExit(f"--from-run {label}: unknown sample option(s) "
-                     f"{', '.join(unknown)}; {type(trained.task).__name__} "
-                     f"takes {', '.join(sorted(known))}")
-  options = {k: known[k](v) for k, v in (options or {}).items()}
+  options = check_options(trained, label, options)
   samples = generate_samples(trained.task, trained.state, len(real), seed=1,
                              options=options)
   fake, fake_mask = samples["x_norm"], samples["mask"]
@@ -211,19 +216,70 @@ def score_run(trained, spec: Spec, label: str, test, rate, seeds, pictures,
   return row
 
 
+# Selection never reuses the test score's sample seed (1) or judge seeds
+# (0 .. --seeds - 1).
+SELECT_SAMPLE_SEED = 2
+SELECT_JUDGE_SEED0 = 1000
+
+
+def check_options(trained, label: str, options) -> dict:
+  """`options` ({name: text}) typed by the family's sample options."""
+  known = {o.dest: o.type for o in trained.task.sample_options}
+  unknown = sorted(set(options or {}) - set(known))
+  if unknown:
+    raise SystemExit(f"--from-run {label}: unknown sample option(s) "
+                     f"{', '.join(unknown)}; {type(trained.task).__name__} "
+                     f"takes {', '.join(sorted(known))}")
+  return {k: known[k](v) for k, v in (options or {}).items()}
+
+
+def select_step(spec: Spec, label: str, work: pathlib.Path, options,
+                reference, n: int, judges: int, after: int) -> dict:
+  """The checkpoint of `work` whose samples TimeGAN's judge separates
+  least from `reference` (never the test windows): {"selected_step",
+  "selection_scores": {step: [score per judge]}, ...}."""
+  with Checkpointer(work / CHECKPOINT_DIR, create=False) as ckpt:
+    steps = [s for s in ckpt.all_steps() if s >= after]
+  if not steps:
+    raise SystemExit(f"--from-run {label}: {work} has no checkpoint at step "
+                     f">= --select-after {after}")
+  idx = np.random.default_rng(SELECT_SAMPLE_SEED).permutation(
+      len(reference["x"]))[:n]
+  ref_x, ref_m = reference["x"][idx], reference["mask"][idx]
+  candidates = {}
+  for step in steps:
+    trained = load_run(work, step)
+    samples = generate_samples(trained.task, trained.state, len(ref_x),
+                               seed=SELECT_SAMPLE_SEED,
+                               options=check_options(trained, label, options))
+    candidates[step] = (samples["x_norm"], samples["mask"])
+  seeds = range(SELECT_JUDGE_SEED0, SELECT_JUDGE_SEED0 + judges)
+  best, scores = sm.select_by_judge(ref_x, ref_m, candidates, seeds=seeds,
+                                    steps=spec.disc_steps,
+                                    hidden=max(ref_x.shape[2] // 2, 1))
+  for step, values in scores.items():
+    print(f"{label} step {step}: selection judge {np.mean(values):.3f} "
+          f"({', '.join(f'{v:.3f}' for v in values)})")
+  print(f"{label}: selected step {best}")
+  return {"selected_step": int(best), "selection_judge_seeds": list(seeds),
+          "selection_scores": {str(k): v for k, v in scores.items()}}
+
+
 def parse_from_run(parser, value: str, all_specs, datasets):
-  """`LABEL=WORKDIR[@STEP][,OPTION=VALUE...]` -> (label, workdir, step or
-  None, data set, sample options): the data set whose every `data.*`
-  setting the run's config.json shares; the options go to the family's
-  `generate` as `medgen sample --OPTION VALUE` would (e.g. weights=last)."""
+  """`LABEL=WORKDIR[@STEP|@best][,OPTION=VALUE...]` -> (label, workdir,
+  step, "best" or None, data set, sample options): the data set whose
+  every `data.*` setting the run's config.json shares; the options go to
+  the family's `generate` as `medgen sample --OPTION VALUE` would (e.g.
+  weights=last)."""
   label, sep, rest = value.partition("=")
   rest, *pairs = rest.split(",")
   work, _, step = rest.partition("@")
   options = dict(pair.partition("=")[::2] for pair in pairs)
-  if (not sep or not label or not work or (step and not step.isdigit())
+  if (not sep or not label or not work
+      or (step and not step.isdigit() and step != "best")
       or not all(k and v for k, v in options.items())):
     parser.error(f"--from-run {value!r}: expected "
-                 "LABEL=WORKDIR[@STEP][,OPTION=VALUE...]")
+                 "LABEL=WORKDIR[@STEP|@best][,OPTION=VALUE...]")
   config = pathlib.Path(work) / "config.json"
   if not config.is_file():
     parser.error(f"--from-run {value!r}: {config} is missing; pass the "
@@ -231,8 +287,8 @@ def parse_from_run(parser, value: str, all_specs, datasets):
   data = json.loads(config.read_text()).get("data", {})
   for name in datasets:
     if all(data.get(k) == v for k, v in all_specs[name].data.items()):
-      return (label, pathlib.Path(work), int(step) if step else None, name,
-              options)
+      return (label, pathlib.Path(work),
+              int(step) if step.isdigit() else (step or None), name, options)
   parser.error(f"--from-run {value!r}: its data settings match none of "
                f"--datasets {','.join(datasets)}")
 
@@ -250,12 +306,18 @@ def main():
                  help=f"comma-separated, of {','.join(MODELS)}")
   p.add_argument("--seeds", type=int, default=3)
   p.add_argument("--from-run", action="append", default=[],
-                 metavar="LABEL=WORKDIR[@STEP][,OPTION=VALUE...]",
-                 help="also score an existing run (its last or STEP's "
-                 "checkpoint) as row LABEL, beside the data set its config "
-                 "names, sampled with the family's `medgen sample` options "
-                 "(e.g. ,weights=last for timegan); repeatable. With "
-                 "--models '' nothing is trained")
+                 metavar="LABEL=WORKDIR[@STEP|@best][,OPTION=VALUE...]",
+                 help="also score an existing run (its last, STEP's, or the "
+                 "checkpoint the selection judges pick: @best) as row "
+                 "LABEL, beside the data set its config names, sampled "
+                 "with the family's `medgen sample` options (e.g. "
+                 ",weights=last for timegan); repeatable. With --models '' "
+                 "nothing is trained")
+  p.add_argument("--select-judges", type=int, default=5,
+                 help="@best: TimeGAN judges per checkpoint (their mean "
+                 "picks it)")
+  p.add_argument("--select-after", type=int, default=0,
+                 help="@best: only checkpoints at this step or later")
   p.add_argument("--quick", action="store_true", help="tiny budgets (smoke)")
   p.add_argument("--train-scale", type=float, default=1.0,
                  help="multiplies the generators' training steps")
@@ -264,6 +326,12 @@ def main():
   p.add_argument("--out", default=str(HERE / "results" /
                                       "sequence_quality.json"))
   args = p.parse_args()
+  if args.select_judges < 1 or args.select_after < 0:
+    p.error(f"--select-judges must be >= 1 and --select-after >= 0, got "
+            f"{args.select_judges} and {args.select_after}")
+  if args.seeds > SELECT_JUDGE_SEED0:
+    p.error(f"--seeds must be <= {SELECT_JUDGE_SEED0} (the selection judges' "
+            f"first seed), got {args.seeds}")
   all_specs = specs(pathlib.Path(args.data_dir), args.quick,
                     args.train_scale)
   models = [m for m in args.models.split(",") if m]
@@ -298,10 +366,24 @@ def main():
                    "score_seconds": time.time() - t0})
       print(rows[-1])
       for label, work, step, ds, options in from_runs:
-        if ds == ds_name:
-          rows.append(score_run(load_run(work, step), spec, label, test, rate,
-                                seeds, pictures, options, train_seconds=0.0,
-                                run=str(work), sample_options=options))
+        if ds != ds_name:
+          continue
+        facts = {}
+        if step == "best":
+          # The validation split when the run has one, else the training
+          # windows: never the test windows scored below.
+          ref_name = ("val" if len(data.splits.get("val", ()))
+                      else "train")
+          t0 = time.time()
+          facts = select_step(spec, label, work, options,
+                              data.split(ref_name), n, args.select_judges,
+                              args.select_after)
+          facts.update(selection_reference=ref_name,
+                       selection_seconds=time.time() - t0)
+          step = facts["selected_step"]
+        rows.append(score_run(load_run(work, step), spec, label, test, rate,
+                              seeds, pictures, options, train_seconds=0.0,
+                              run=str(work), sample_options=options, **facts))
       for model in models:
         family, extra = MODELS[model]
         config = build_config(spec, family, extra)

@@ -10,6 +10,8 @@ gaps is scored as the concatenation of its valid steps.
     (Yoon, Jarrett & van der Schaar 2019, "Time-series Generative
     Adversarial Networks"), each a small GRU trained from scratch; `repeat`
     gives mean and std over seeds, as that paper reports them;
+    `select_by_judge` picks the checkpoint whose samples judges separate
+    least from non-test windows;
   * `mmd`: unbiased squared maximum mean discrepancy with a Gaussian kernel
     (Gretton et al. 2012) between flattened windows;
   * `power_spectra`, `spectral_distance`: mean per-channel periodograms and
@@ -371,6 +373,37 @@ def repeat(metric_fn: Callable[..., float],
   """
   values = np.array([metric_fn(seed=s) for s in seeds], np.float64)
   return float(values.mean()), float(values.std())
+
+
+def select_by_judge(reference, reference_mask, candidates, *,
+                    seeds: Iterable[int], **judge) -> tuple:
+  """The candidate whose samples post-hoc judges separate least from
+  `reference`: checkpoint selection by discriminative score.
+
+  Pass windows the final score never sees as `reference` (a validation
+  split, or the training windows), and judge `seeds` the final score does
+  not use; selecting on the test windows, then scoring on them, reports
+  the best of several draws as if it were one.
+
+  Args:
+    reference, reference_mask: real windows [n, T, C] and their mask.
+    candidates: {key: (x, mask)}, e.g. one sample set per checkpoint step.
+    seeds: judge seeds; a candidate's score is the mean over them.
+    **judge: passed to `discriminative_score` (steps, hidden, ...).
+
+  Returns:
+    (best key, {key: [score per seed]}); ties go to the first key given.
+  """
+  seeds = list(seeds)
+  if not seeds or not candidates:
+    raise DataError("select_by_judge: needs at least one judge seed and one "
+                    f"candidate, got {len(seeds)} seed(s) and "
+                    f"{len(candidates)} candidate(s)")
+  scores = {k: [discriminative_score(reference, reference_mask, x, m,
+                                     seed=s, **judge) for s in seeds]
+            for k, (x, m) in candidates.items()}
+  best = min(scores, key=lambda k: float(np.mean(scores[k])))
+  return best, scores
 
 
 # ---------------------------------------------------------------- MMD

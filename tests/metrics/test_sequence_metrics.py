@@ -165,6 +165,28 @@ def test_repeat_mean_and_std():
   assert std == pytest.approx(np.std([1, 2, 3]))
 
 
+def test_select_by_judge_picks_the_matching_candidate():
+  rng = np.random.default_rng(4)
+  ref = _sines(rng, 400)
+  noise = rng.uniform(0, 1, ref.shape).astype(np.float32)
+  flat = np.full_like(ref, 0.5) + rng.normal(0, 0.01, ref.shape).astype(
+      np.float32)
+  good = _sines(rng, 400)
+  candidates = {2000: (noise, _full(noise)), 4000: (good, _full(good)),
+                6000: (flat, _full(flat))}
+  best, scores = sequence.select_by_judge(ref, _full(ref), candidates,
+                                          seeds=[0, 1], steps=400)
+  assert best == 4000
+  assert list(scores) == [2000, 4000, 6000]
+  assert np.mean(scores[4000]) < 0.1
+  assert min(np.mean(scores[2000]), np.mean(scores[6000])) > 0.2
+  # Each entry is the judge's score with that seed, not a re-scaled one.
+  assert scores[4000][1] == sequence.discriminative_score(
+      ref, _full(ref), good, _full(good), seed=1, steps=400)
+  with pytest.raises(DataError, match="at least one judge seed"):
+    sequence.select_by_judge(ref, _full(ref), candidates, seeds=[])
+
+
 # ------------------------------------------------------------------ MMD
 
 
