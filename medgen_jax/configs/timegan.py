@@ -52,6 +52,8 @@ def get_config() -> ml_collections.ConfigDict:
   g.d_threshold = 0.15          # D is updated only while its loss exceeds this
   g.ema_decay = 0.999           # EMA of the sampling path's weights, for
                                 # sampling (not in the paper; 0 = last weights)
+  g.fresh_joint_optimizers = False  # joint training restarts the autoencoder's
+                                # and generator's Adam states (the paper's code)
   g.output = "auto"             # auto | linear | sigmoid (the recovery's output;
                                 # auto: sigmoid when train values are in [0, 1])
   add_derived_fields(g)

@@ -3,6 +3,7 @@ phases moves only the networks it trains and ignores padded steps, D's
 threshold, and the family end to end (it learns, resume is exact, samples
 and errors through the CLI)."""
 
+import functools
 import json
 
 import chex
@@ -144,6 +145,34 @@ def test_each_phase_trains_its_networks_and_ignores_padding_in_one_program(
                       "generator": False, "supervisor": True,
                       "discriminator": False}
   assert all(moved[3].values())
+
+
+def test_fresh_joint_optimizers_restart_adam_at_the_joint_phase_only(tiny):
+  task, batch, state = tiny
+  c = task.config.copy_and_resolve_references()
+  c.timegan.fresh_joint_optimizers = True
+  carried = jax.jit(task.train_step)
+  fresh = jax.jit(TimeGanTask(c).train_step)
+  # Adam moments from one autoencoder step (phase 1) and one supervisor step
+  warm, _ = _run(carried, state, batch, 0)
+  warm, _ = _run(carried, warm, batch, 2)
+  assert int(warm.auto.opt_state[0].count) == 1
+  init = lambda ts: ts.replace(opt_state=ts.tx.init(ts.params))  # noqa: E731
+  restarted = warm.replace(auto=init(warm.auto), gen=init(warm.gen))
+  close = functools.partial(chex.assert_trees_all_close, rtol=1e-6, atol=1e-7)
+  # the joint phase's first step: as if the two groups had new Adams, while
+  # D's (never used before) and everything else is as carried
+  got, _ = _run(fresh, warm, batch, 4)
+  want, _ = _run(carried, restarted, batch, 4)
+  close(got, want)
+  kept, _ = _run(carried, warm, batch, 4)
+  assert int(kept.gen.opt_state[0].count) == 3
+  assert int(got.gen.opt_state[0].count) == 2
+  assert max(float(jnp.abs(u - v).max()) for u, v in zip(
+      jax.tree.leaves(kept.gen.params), jax.tree.leaves(got.gen.params))) > 1e-5
+  # any later joint step and the earlier phases: no restart
+  for at in (0, 2, 5):
+    close(_run(fresh, warm, batch, at)[0], _run(carried, warm, batch, at)[0])
 
 
 def test_static_noise_is_drawn_once_per_series(tiny):

@@ -26,8 +26,11 @@ the phase's first step (`train.state.ema_decay_at`). It is not in the
 paper's code; `ema_decay` 0 samples the last weights.
 
 Optimizers: one Adam per group, (embedder, recovery), (generator,
-supervisor) and the discriminator, carried across phases; the paper's code
-starts a fresh Adam for the joint phase's autoencoder and generator losses.
+supervisor) and the discriminator. By default the first two carry their
+moments from phases 1-2 into joint training; the paper's code gives the
+joint phase's autoencoder and generator losses Adams of their own, which
+`fresh_joint_optimizers` reproduces: at the joint phase's first step their
+optimizer states restart from `tx.init` (zero moments, count 0).
 
 Batch (numpy, from TimeGanTask.make_batch), three real batches stacked:
   x: float32 [3, batch, time, channels]
@@ -86,6 +89,7 @@ class TimeGanStepConfig:
   d_threshold: float = 0.15
   static_noise_dim: int = 0
   ema_decay: float = 0.999
+  fresh_joint_optimizers: bool = False
 
   def net(self, name: str) -> StepMap:
     return dict(self.nets)[name]
@@ -221,7 +225,21 @@ def make_train_step(cfg: TimeGanStepConfig, gradient_fn: GradientFn):
     return state.replace(gen=gen), _metrics(phase=2, loss=info.loss,
                                             s_loss=info.loss)
 
+  def restart_optimizers(state):
+    """At the joint phase's first step: the autoencoder's and generator's
+    optimizer states as `tx.init` makes them (the paper's separate Adams)."""
+    first = state.step == cfg.embed_steps + cfg.supervise_steps
+
+    def restart(ts: TrainState) -> TrainState:
+      fresh = ts.tx.init(ts.params)
+      return ts.replace(opt_state=jax.tree.map(
+          lambda f, o: jnp.where(first, f, o), fresh, ts.opt_state))
+
+    return state.replace(auto=restart(state.auto), gen=restart(state.gen))
+
   def joint_phase(state, batch, key):
+    if cfg.fresh_joint_optimizers:
+      state = restart_optimizers(state)
     auto, gen = state.auto, state.gen
     for k in range(BATCHES - 1):
       k_g, k_e = jax.random.split(jax.random.fold_in(key, k))

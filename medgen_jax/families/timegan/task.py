@@ -53,6 +53,9 @@ class TimeGanTask(SeriesTask):
       Flag("--d-threshold", "timegan.d_threshold",
            "update D only while its loss exceeds this"),
       Flag("--output", "timegan.output", "auto | linear | sigmoid"),
+      Flag("--fresh-joint-optimizers", "timegan.fresh_joint_optimizers",
+           "joint training starts the autoencoder's and generator's Adam "
+           "states afresh, as the paper's code does", const=True),
   )
   sample_options = SeriesTask.sample_options + (
       Option("--weights", str, "average: the EMA of the weights (default); "
@@ -123,7 +126,8 @@ class TimeGanTask(SeriesTask):
         embed_steps=g.embed_steps, supervise_steps=g.supervise_steps,
         gamma=float(g.gamma), supervised=float(g.supervised),
         moments=float(g.moments), d_threshold=float(g.d_threshold),
-        static_noise_dim=g.static_noise_dim, ema_decay=float(g.ema_decay))
+        static_noise_dim=g.static_noise_dim, ema_decay=float(g.ema_decay),
+        fresh_joint_optimizers=bool(g.fresh_joint_optimizers))
     self.train_step = tg_step.make_train_step(self.cfg,
                                               make_gradient_fn(config))
     self._synthesize = jax.jit(
