@@ -162,6 +162,11 @@ def build_config(spec: Spec, family: str, extra: dict):
   return c
 
 
+def paper_judge_hidden(channels: int) -> int:
+  """GRU units of TimeGAN's own judge: channels // 2 (2 for the sines)."""
+  return max(channels // 2, 1)
+
+
 def score(spec: Spec, real, real_mask, fake, fake_mask, rate, seeds):
   """Every metric of one model's samples against the real test windows."""
   out = {}
@@ -175,7 +180,7 @@ def score(spec: Spec, real, real_mask, fake, fake_mask, rate, seeds):
   # (mean, std) over the seeds, and every seed's value under "<name>_seeds".
   for name, fn in (("discriminative", disc),
                    ("discriminative_timegan", functools.partial(
-                       disc, hidden=max(real.shape[2] // 2, 1))),
+                       disc, hidden=paper_judge_hidden(real.shape[2]))),
                    ("predictive", pred)):
     values = [float(fn(seed=s)) for s in seeds]
     out[name] = (float(np.mean(values)), float(np.std(values)))
@@ -256,7 +261,7 @@ def select_step(spec: Spec, label: str, work: pathlib.Path, options,
   seeds = range(SELECT_JUDGE_SEED0, SELECT_JUDGE_SEED0 + judges)
   best, scores = sm.select_by_judge(ref_x, ref_m, candidates, seeds=seeds,
                                     steps=spec.disc_steps,
-                                    hidden=max(ref_x.shape[2] // 2, 1))
+                                    hidden=paper_judge_hidden(ref_x.shape[2]))
   for step, values in scores.items():
     print(f"{label} step {step}: selection judge {np.mean(values):.3f} "
           f"({', '.join(f'{v:.3f}' for v in values)})")
